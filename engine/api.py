@@ -1,0 +1,71 @@
+"""The public API of the engine: what the GUI, the CLI and scripts use.
+
+Names follow ``shared/seed-api-reference.md``.  Classes of the reference that are
+not listed here are not built yet (see the open issues); nothing here is a stub.
+"""
+
+from engine import __version__
+from engine.audio.analyzer import ANALYZER_VERSION, AudioAnalyzer
+from engine.audio.types import AudioAnalysis, AudioSection, BeatMarker, SpectralFeatures
+from engine.config import ConfigManager
+from engine.context import StageContext
+from engine.errors import (
+    APEXDirectorError,
+    AssemblyError,
+    AssetError,
+    AudioInputError,
+    BackendError,
+    CancelledError,
+    ConfigurationError,
+    GenerationError,
+    MediaInputError,
+    ParameterError,
+    UserInputError,
+)
+from engine.events import (
+    JobCancelled,
+    JobEvent,
+    JobFailed,
+    JobFinished,
+    JobProgress,
+    JobQueued,
+    JobStarted,
+)
+from engine.orchestrator.render_pipeline import PRESET_NAMES, RenderRequest, render_video
+from engine.planning.shots import Shot, ShotList, plan_shots
+
+__all__ = [
+    "ANALYZER_VERSION",
+    "PRESET_NAMES",
+    "APEXDirectorError",
+    "AssemblyError",
+    "AssetError",
+    "AudioAnalysis",
+    "AudioAnalyzer",
+    "AudioInputError",
+    "AudioSection",
+    "BackendError",
+    "BeatMarker",
+    "CancelledError",
+    "ConfigManager",
+    "ConfigurationError",
+    "GenerationError",
+    "JobCancelled",
+    "JobEvent",
+    "JobFailed",
+    "JobFinished",
+    "JobProgress",
+    "JobQueued",
+    "JobStarted",
+    "MediaInputError",
+    "ParameterError",
+    "RenderRequest",
+    "Shot",
+    "ShotList",
+    "SpectralFeatures",
+    "StageContext",
+    "UserInputError",
+    "__version__",
+    "plan_shots",
+    "render_video",
+]

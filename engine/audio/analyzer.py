@@ -1,0 +1,180 @@
+"""``AudioAnalyzer``: decode a song and find tempo, beats, downbeats, sections, key, curves.
+
+This is the first version behind the API reference's names; the analysers it
+composes live one topic per module (``beats``, ``sections``, ``key``, ``spectral``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from engine.audio.decode import DecodedAudio, decode_audio
+from engine.audio.types import AudioAnalysis, AudioSection, BeatMarker, SpectralFeatures
+from engine.errors import ParameterError
+
+__all__ = ["ANALYZER_VERSION", "AudioAnalyzer"]
+
+log = logging.getLogger(__name__)
+
+ANALYZER_VERSION = "0.1.0"
+
+ProgressCallback = Callable[[int, int, str], None]
+
+
+class AudioAnalyzer:
+    """Analyse songs for video synchronisation.
+
+    Parameters
+    ----------
+    sample_rate : int
+        Rate the analysis runs at (the song is resampled to it, mono).
+    max_duration : float
+        Longest song accepted, in seconds.
+    sensitivity : float
+        Default beat sensitivity 0..1 (see :meth:`detect_beats`).
+    fps : float
+        Frame rate of the spectral curves.
+    """
+
+    def __init__(
+        self,
+        *,
+        sample_rate: int = 22050,
+        max_duration: float = 20 * 60.0,
+        sensitivity: float = 0.5,
+        fps: float = 30.0,
+    ) -> None:
+        if not 0.0 <= sensitivity <= 1.0:
+            raise ParameterError("sensitivity", sensitivity, "0.0..1.0")
+        if fps <= 0:
+            raise ParameterError("fps", fps, "a positive number")
+        self.sample_rate = sample_rate
+        self.max_duration = max_duration
+        self.sensitivity = sensitivity
+        self.fps = fps
+
+    # -- decoding -----------------------------------------------------------------
+    def _decode(self, audio_path: Path | str) -> DecodedAudio:
+        return decode_audio(
+            audio_path, sample_rate=self.sample_rate, mono=True, max_duration=self.max_duration
+        )
+
+    # -- the API reference's methods ---------------------------------------------
+    async def analyze_audio(self, audio_path: Path | str) -> AudioAnalysis:
+        """Full analysis, run in a worker thread so the event loop stays responsive."""
+        return await asyncio.to_thread(self.analyze, audio_path)
+
+    def detect_beats(self, audio_path: Path | str, sensitivity: float = 0.5) -> list[BeatMarker]:
+        """Beat markers of a song.
+
+        ``sensitivity`` (0..1) sets how weak the onsets may be and still count as
+        music rather than silence or noise, and how tightly beats follow local
+        timing rather than the global tempo; see :func:`engine.audio.beats.track_beats`.
+        """
+        from engine.audio.beats import track_beats
+
+        audio = self._decode(audio_path)
+        track = track_beats(audio.mono(), audio.sample_rate, sensitivity=sensitivity)
+        return _markers(track.times, track.strengths, track.beat_in_bar)
+
+    def analyze_sections(self, audio_path: Path | str) -> list[AudioSection]:
+        """Musical sections (intro, verse, chorus...) with boundaries on downbeats."""
+        return self.analyze(audio_path).sections
+
+    def generate_spectral_analysis(self, audio_path: Path | str) -> SpectralFeatures:
+        """Per-frame curves (RMS, onset, bands, centroid) at ``fps``."""
+        from engine.audio.spectral import spectral_curves
+
+        audio = self._decode(audio_path)
+        return spectral_curves(
+            audio.mono(), audio.sample_rate, fps=self.fps, duration=audio.duration
+        )
+
+    # -- the whole analysis -------------------------------------------------------
+    def analyze(
+        self, audio_path: Path | str, *, progress: ProgressCallback | None = None
+    ) -> AudioAnalysis:
+        """Decode and analyse ``audio_path`` (synchronous).
+
+        Raises
+        ------
+        AudioInputError
+            Missing, empty, unreadable or over-long input.
+        """
+        from engine.audio.beats import track_beats
+        from engine.audio.key import estimate_key
+        from engine.audio.sections import find_sections
+        from engine.audio.spectral import spectral_curves
+
+        def tick(step: int, message: str) -> None:
+            if progress is not None:
+                progress(step, 5, message)
+
+        tick(0, "decoding")
+        audio = self._decode(audio_path)
+        y, sr, duration = audio.mono(), audio.sample_rate, audio.duration
+        warnings: list[str] = []
+        tick(1, "beats")
+        track = track_beats(y, sr, sensitivity=self.sensitivity)
+        warnings.extend(track.warnings)
+        beats = _markers(track.times, track.strengths, track.beat_in_bar)
+        tick(2, "sections")
+        downbeats = np.array([b.time for b in beats if b.is_downbeat], dtype=np.float64)
+        sections = find_sections(
+            y,
+            sr,
+            downbeat_times=downbeats,
+            duration=duration,
+            beats_per_bar=track.beats_per_bar,
+        )
+        tick(3, "key")
+        key, _key_confidence = estimate_key(y, sr)
+        tick(4, "spectral curves")
+        curves = spectral_curves(y, sr, fps=self.fps, duration=duration)
+        tick(5, "done")
+        analysis = AudioAnalysis(
+            duration=duration,
+            tempo=float(track.tempo),
+            key=key,
+            time_signature=f"{track.beats_per_bar}/4",
+            sections=sections,
+            beats=beats,
+            spectral_features=curves,
+            sample_rate=sr,
+            analyzer_version=ANALYZER_VERSION,
+            warnings=warnings,
+        )
+        log.info(
+            "analysed %s: %.1f s, %.1f BPM, %s, %d beats, %d sections, key %s",
+            audio_path,
+            duration,
+            analysis.tempo,
+            analysis.time_signature,
+            len(beats),
+            len(sections),
+            key,
+        )
+        return analysis
+
+
+def _markers(times: np.ndarray, strengths: np.ndarray, beat_in_bar: np.ndarray) -> list[BeatMarker]:
+    markers: list[BeatMarker] = []
+    bar = 0
+    for time, strength, position in zip(times, strengths, beat_in_bar, strict=True):
+        if int(position) == 1:
+            bar += 1
+        markers.append(
+            BeatMarker(
+                time=float(time),
+                strength=float(strength),
+                is_downbeat=int(position) == 1,
+                bar=bar,
+                beat=int(position),
+            )
+        )
+    return markers

@@ -1,0 +1,244 @@
+"""Decode audio files with PyAV (FFmpeg): wav, flac, ogg/opus, mp3, m4a/aac and more.
+
+Two uses: the analyser wants the whole song as a mono float array at a modest rate;
+the encoder wants the song streamed as stereo frames at the output rate.  Both go
+through :func:`open_audio`, which turns every way a file can be unusable into an
+:class:`~engine.errors.AudioInputError` that says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import AudioInputError
+
+__all__ = [
+    "SUPPORTED_AUDIO_EXTENSIONS",
+    "AudioInfo",
+    "DecodedAudio",
+    "check_audio_path",
+    "decode_audio",
+    "iter_audio_frames",
+    "probe_audio",
+]
+
+log = logging.getLogger(__name__)
+
+SUPPORTED_AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac")
+_SUPPORTED_TEXT = ", ".join(e.lstrip(".") for e in SUPPORTED_AUDIO_EXTENSIONS)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What the container says about a song, before decoding it."""
+
+    path: Path
+    duration: float
+    sample_rate: int
+    channels: int
+    codec: str
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    """Decoded samples, float32 in -1..1, shape ``(channels, n_samples)``."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return self.samples.shape[1] / self.sample_rate
+
+    @property
+    def channels(self) -> int:
+        return int(self.samples.shape[0])
+
+    def mono(self) -> np.ndarray:
+        """The channels averaged into one float32 array."""
+        return np.ascontiguousarray(self.samples.mean(axis=0, dtype=np.float32))
+
+
+def check_audio_path(path: Path | str) -> Path:
+    """Check that ``path`` names an existing, non-empty file with a supported extension.
+
+    Raises
+    ------
+    AudioInputError
+        With a message that says what is wrong and what to do.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioInputError(path, "file not found; check the path")
+    if path.is_dir():
+        raise AudioInputError(path, "is a folder; give an audio file")
+    if path.suffix.lower() not in SUPPORTED_AUDIO_EXTENSIONS:
+        raise AudioInputError(
+            path,
+            f"unsupported extension {path.suffix or '(none)'!r}; use one of {_SUPPORTED_TEXT}",
+        )
+    if path.stat().st_size == 0:
+        raise AudioInputError(path, "file is empty (0 bytes); export the song again")
+    return path
+
+
+@contextlib.contextmanager
+def _open(path: Path) -> Iterator[tuple[Any, Any]]:
+    import av
+
+    try:
+        container = av.open(str(path), mode="r")
+    except (av.error.FFmpegError, UnicodeDecodeError) as err:
+        raise AudioInputError(
+            path,
+            f"not a readable audio file ({err.__class__.__name__}); "
+            f"convert it to wav, flac or mp3 and try again",
+        ) from err
+    try:
+        if not container.streams.audio:
+            raise AudioInputError(path, "has no audio stream; give a file that contains sound")
+        yield container, container.streams.audio[0]
+    finally:
+        container.close()
+
+
+def _stream_duration(container: Any, stream: Any) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return float(container.duration) / 1_000_000.0
+    return 0.0
+
+
+def probe_audio(path: Path | str) -> AudioInfo:
+    """Read the container header only (fast): duration, rate, channels, codec."""
+    path = check_audio_path(path)
+    with _open(path) as (container, stream):
+        return AudioInfo(
+            path=path,
+            duration=_stream_duration(container, stream),
+            sample_rate=int(stream.codec_context.sample_rate or 0),
+            channels=int(stream.codec_context.channels or 0),
+            codec=str(stream.codec_context.name),
+        )
+
+
+def _check_length(path: Path, seconds: float, max_duration: float | None) -> None:
+    if max_duration is not None and seconds > max_duration:
+        raise AudioInputError(
+            path,
+            f"is {seconds / 60:.1f} minutes long; the limit is {max_duration / 60:.1f} minutes "
+            f"(raise audio.max_duration_minutes in the configuration to allow it)",
+        )
+
+
+def iter_audio_frames(
+    path: Path | str,
+    *,
+    sample_rate: int,
+    layout: str = "stereo",
+    frame_size: int | None = None,
+    max_duration: float | None = None,
+) -> Iterator[np.ndarray]:
+    """Stream the song as float32 blocks of shape ``(channels, n)`` at ``sample_rate``.
+
+    Memory stays bounded by one block whatever the song's length.  ``frame_size``
+    makes every block but the last exactly that many samples long.
+
+    Raises
+    ------
+    AudioInputError
+        Unreadable, empty, over-long or sample-less input.
+    """
+    import av
+
+    path = check_audio_path(path)
+    with _open(path) as (container, stream):
+        _check_length(path, _stream_duration(container, stream), max_duration)
+        # FFmpeg's mono-to-stereo upmix lowers the level by 3 dB; copy the channel instead.
+        upmix = layout == "stereo" and (stream.codec_context.channels or 0) == 1
+        resampler = av.AudioResampler(
+            format="fltp",
+            layout="mono" if upmix else layout,
+            rate=sample_rate,
+            frame_size=frame_size,
+        )
+        limit = None if max_duration is None else int(max_duration * sample_rate) + sample_rate
+        produced = 0
+        try:
+            for frame in container.decode(stream):
+                frame.pts = None  # the resampler keeps its own clock; bad input pts can't shift it
+                for out in resampler.resample(frame):
+                    block = out.to_ndarray()
+                    produced += block.shape[1]
+                    yield np.repeat(block, 2, axis=0) if upmix else block
+                if limit is not None and produced > limit:
+                    _check_length(path, produced / sample_rate, max_duration)
+        except av.error.FFmpegError as err:
+            if produced == 0:
+                raise AudioInputError(
+                    path,
+                    f"cannot be decoded ({err.__class__.__name__}); the file is damaged "
+                    "or not audio: export it again",
+                ) from err
+            log.warning(
+                "%s: decoding stopped early (%s); using the first %.2f s",
+                path,
+                err,
+                produced / sample_rate,
+            )
+        for out in resampler.resample(None):
+            produced += out.samples
+            block = out.to_ndarray()
+            yield np.repeat(block, 2, axis=0) if upmix else block
+        if produced == 0:
+            raise AudioInputError(path, "contains no audio samples; export the song again")
+
+
+def decode_audio(
+    path: Path | str,
+    *,
+    sample_rate: int | None = None,
+    mono: bool = False,
+    max_duration: float | None = None,
+) -> DecodedAudio:
+    """Decode a whole song into memory.
+
+    Parameters
+    ----------
+    path : Path
+        The audio file.
+    sample_rate : int, optional
+        Resample to this rate (default: the file's own rate).
+    mono : bool
+        Mix down to one channel.
+    max_duration : float, optional
+        Refuse songs longer than this many seconds (checked before decoding).
+
+    Returns
+    -------
+    DecodedAudio
+
+    Raises
+    ------
+    AudioInputError
+        Missing, empty, unsupported, unreadable, over-long or sample-less input.
+    """
+    path = check_audio_path(path)
+    rate = sample_rate or probe_audio(path).sample_rate or 44100
+    blocks = list(
+        iter_audio_frames(
+            path, sample_rate=rate, layout="mono" if mono else "stereo", max_duration=max_duration
+        )
+    )
+    samples = np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
+    if samples.shape[1] == 0:
+        raise AudioInputError(path, "contains no audio samples; export the song again")
+    return DecodedAudio(samples=samples, sample_rate=rate)

@@ -1,0 +1,254 @@
+"""The one configuration schema: every key, its type, default and allowed values.
+
+Keys are dotted paths (``render.preset``).  The schema is flat on purpose: it is
+easy to read, to document (``docs/configuration.md`` is written from it) and to
+validate with messages that name the exact key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["SCHEMA", "SCHEMA_VERSION", "Field", "default_config", "flatten", "unflatten"]
+
+SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class Field:
+    """One configuration key."""
+
+    type: type | tuple[type, ...]
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+    check: Callable[[Any], str | None] | None = None
+
+    def validate(self, key: str, value: Any) -> str | None:
+        """Return an error message naming ``key``, or ``None`` when ``value`` is fine."""
+        expected = self.type if isinstance(self.type, tuple) else (self.type,)
+        # bool is an int in Python; a config that says `fps = true` is a mistake.
+        if isinstance(value, bool) and bool not in expected:
+            return f"{key}: expected {_type_names(expected)}, got a boolean ({value!r})"
+        if not isinstance(value, expected):
+            if float in expected and isinstance(value, int):
+                value = float(value)
+            else:
+                got = type(value).__name__
+                return f"{key}: expected {_type_names(expected)}, got {got} ({value!r})"
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(repr(c) for c in self.choices)
+            return f"{key}: {value!r} is not one of {allowed}"
+        if self.minimum is not None and value < self.minimum:
+            return f"{key}: {value!r} is below the minimum {self.minimum}"
+        if self.maximum is not None and value > self.maximum:
+            return f"{key}: {value!r} is above the maximum {self.maximum}"
+        if self.check is not None:
+            problem = self.check(value)
+            if problem:
+                return f"{key}: {problem}"
+        return None
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    return " or ".join(t.__name__ for t in types)
+
+
+def _even(value: Any) -> str | None:
+    return None if value % 2 == 0 else f"{value} must be even (H.264 with 4:2:0 chroma)"
+
+
+def _backend_order(value: Any) -> str | None:
+    known = {"diffusers", "procedural", "stills"}
+    bad = [v for v in value if v not in known]
+    if bad:
+        return f"unknown backend(s) {bad}; known: {sorted(known)}"
+    return None
+
+
+def _preset(
+    name: str, *, width: int, height: int, fps: int, crf: int, speed: str
+) -> dict[str, Field]:
+    p = f"presets.{name}"
+    return {
+        f"{p}.width": Field(
+            type=int,
+            default=width,
+            minimum=64,
+            maximum=7680,
+            check=_even,
+            help="Frame width in pixels.",
+        ),
+        f"{p}.height": Field(
+            type=int,
+            default=height,
+            minimum=64,
+            maximum=4320,
+            check=_even,
+            help="Frame height in pixels.",
+        ),
+        f"{p}.fps": Field(
+            type=int, default=fps, choices=(24, 25, 30, 50, 60), help="Constant frame rate."
+        ),
+        f"{p}.crf": Field(
+            type=int,
+            default=crf,
+            minimum=0,
+            maximum=51,
+            help="x264 constant rate factor (lower is better and bigger).",
+        ),
+        f"{p}.encoder_speed": Field(
+            type=str,
+            default=speed,
+            choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"),
+            help="x264 preset: slower gives smaller files at the same quality.",
+        ),
+        f"{p}.audio_bitrate": Field(
+            type=int,
+            default=192_000,
+            minimum=64_000,
+            maximum=512_000,
+            help="AAC bit rate in bit/s.",
+        ),
+    }
+
+
+SCHEMA: dict[str, Field] = {
+    "schema_version": Field(
+        type=int,
+        default=SCHEMA_VERSION,
+        minimum=1,
+        help="Version of this file's layout; migrated on load.",
+    ),
+    "render.preset": Field(
+        type=str,
+        default="web",
+        choices=("draft", "web", "high"),
+        help="Output preset used when the command line names none.",
+    ),
+    "render.backend_order": Field(
+        type=list,
+        default=["procedural"],
+        check=_backend_order,
+        help="Image backends to try, in order, when the command line names none.",
+    ),
+    "render.crossfade_seconds": Field(
+        type=float,
+        default=0.5,
+        minimum=0.0,
+        maximum=4.0,
+        help="Length of the crossfade at section changes.",
+    ),
+    "render.motion_amount": Field(
+        type=float,
+        default=0.08,
+        minimum=0.0,
+        maximum=0.5,
+        help="How far the slow zoom/pan travels over a shot (0..0.5 of the frame).",
+    ),
+    "planning.phrase_bars": Field(
+        type=int,
+        default=4,
+        minimum=1,
+        maximum=16,
+        help="Bars per musical phrase: one shot per phrase.",
+    ),
+    "planning.min_shot_seconds": Field(
+        type=float,
+        default=1.5,
+        minimum=0.25,
+        maximum=30.0,
+        help="Shorter phrases are merged with their neighbour.",
+    ),
+    "planning.max_shot_seconds": Field(
+        type=float,
+        default=12.0,
+        minimum=1.0,
+        maximum=120.0,
+        help="Longer phrases are split on a downbeat.",
+    ),
+    "audio.max_duration_minutes": Field(
+        type=float, default=20.0, minimum=0.1, maximum=240.0, help="Longest song accepted."
+    ),
+    "audio.analysis_sample_rate": Field(
+        type=int,
+        default=22050,
+        choices=(16000, 22050, 44100),
+        help="Sample rate the analyser works at.",
+    ),
+    "audio.beat_sensitivity": Field(
+        type=float,
+        default=0.5,
+        minimum=0.0,
+        maximum=1.0,
+        help="Beat detection sensitivity (see docs/configuration.md).",
+    ),
+    "style.prompt": Field(
+        type=str,
+        default="cinematic abstract light, music video",
+        help="Base prompt every shot's prompt starts from.",
+    ),
+    "style.palette": Field(
+        type=str,
+        default="",
+        help="Comma-separated hex colours ('#ff8800,#112233'); empty picks from the prompt.",
+    ),
+    "style.seed": Field(
+        type=int,
+        default=1234,
+        minimum=0,
+        maximum=2**31 - 1,
+        help="Seed for every stochastic choice of a render.",
+    ),
+    "paths.models_dir": Field(
+        type=str,
+        default="models",
+        help="Weights folder (may point at a ComfyUI or A1111 models folder).",
+    ),
+    "logging.level": Field(
+        type=str,
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="Log level of the engine.",
+    ),
+    **_preset("draft", width=640, height=360, fps=24, crf=26, speed="veryfast"),
+    **_preset("web", width=1280, height=720, fps=30, crf=21, speed="faster"),
+    **_preset("high", width=1920, height=1080, fps=30, crf=18, speed="medium"),
+}
+
+
+def default_config() -> dict[str, Any]:
+    """A fresh nested dictionary with every key at its default."""
+    return unflatten({key: _copy(field.default) for key, field in SCHEMA.items()})
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+def flatten(nested: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": 1}``."""
+    flat: dict[str, Any] = {}
+    for key, value in nested.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{path}."))
+        else:
+            flat[path] = value
+    return flat
+
+
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """``{"a.b": 1}`` → ``{"a": {"b": 1}}``."""
+    nested: dict[str, Any] = {}
+    for path, value in flat.items():
+        node = nested
+        *parents, leaf = path.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested

@@ -1,0 +1,339 @@
+"""The end-to-end render: song in, beat-synced video and JSON report out.
+
+Stages: analyse → plan → generate → assemble (compose + encode) → report.
+Every input is checked before any work starts, so bad input fails in
+milliseconds with a message that says what to do, and nothing is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine import __version__
+from engine.atomic_files import atomic_path, atomic_write_text
+from engine.audio.analyzer import AudioAnalyzer
+from engine.audio.decode import check_audio_path, probe_audio
+from engine.context import StageContext
+from engine.errors import MediaInputError, ParameterError
+from engine.generation.backends import BACKEND_NAMES, create_backend
+from engine.generation.palette import palette_from_prompt, parse_palette
+from engine.generation.types import ImageBackend, StillRequest
+from engine.planning.shots import ShotList, plan_shots
+
+__all__ = ["OUTPUT_EXTENSIONS", "PRESET_NAMES", "RenderRequest", "render_video"]
+
+log = logging.getLogger(__name__)
+
+PRESET_NAMES = ("draft", "web", "high")
+OUTPUT_EXTENSIONS = (".mp4", ".m4v", ".mov")
+STAGES = ("analyse", "plan", "generate", "assemble")
+_STILL_FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderRequest:
+    """One render, as the CLI or GUI asks for it (validated on construction)."""
+
+    audio_path: Path
+    output_path: Path
+    preset: str = "web"
+    backend: str = "procedural"
+    images_dir: Path | None = None
+    json_report: Path | None = None
+    cache_dir: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESET_NAMES:
+            raise ParameterError("preset", self.preset, f"one of {', '.join(PRESET_NAMES)}")
+        if self.backend not in BACKEND_NAMES:
+            raise ParameterError("backend", self.backend, f"one of {', '.join(BACKEND_NAMES)}")
+        if self.backend == "stills" and self.images_dir is None:
+            raise ParameterError("images_dir", None, "a folder of images (--images DIR) for stills")
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "apex-director"
+
+
+def _check_output(path: Path, *, what: str, extensions: tuple[str, ...]) -> Path:
+    path = Path(path)
+    if path.suffix.lower() not in extensions:
+        raise MediaInputError(
+            path, f"{what} must end in {' or '.join(extensions)} (got {path.suffix or 'none'!r})"
+        )
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise MediaInputError(
+            path, f"the folder {parent} does not exist; create it or choose another {what} path"
+        )
+    if not parent.is_dir():
+        raise MediaInputError(path, f"{parent} is not a folder")
+    if path.is_dir():
+        raise MediaInputError(path, f"is a folder; give a file name for the {what}")
+    if not os.access(parent, os.W_OK):
+        raise MediaInputError(path, f"the folder {parent} is not writable")
+    return path
+
+
+def _stage(context: StageContext, name: str, timings: dict[str, float]) -> Callable[[], None]:
+    context.stage = name
+    context.progress(0, 1, f"{name}…")
+    started = time.perf_counter()
+
+    def done() -> None:
+        timings[name] = round(time.perf_counter() - started, 3)
+
+    return done
+
+
+def _still_key(backend: ImageBackend, request: StillRequest, source: str) -> str:
+    payload = json.dumps(
+        {
+            "v": _STILL_FORMAT_VERSION,
+            "backend": backend.name,
+            "backend_version": getattr(backend, "version", "1"),
+            "request": {
+                "prompt": request.prompt,
+                "seed": request.seed,
+                "w": request.width,
+                "h": request.height,
+                "palette": request.palette,
+                "energy": round(request.energy, 4),
+                "section": request.section,
+                "shot": request.shot_index,
+            },
+            "source": source,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _write_png(path: Path, rgb: np.ndarray) -> None:
+    import cv2
+
+    ok, data = cv2.imencode(
+        ".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1]
+    )
+    if not ok:  # pragma: no cover - OpenCV fails only on invalid arrays
+        raise MediaInputError(path, "could not encode the still as PNG")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.tobytes())
+
+
+def _read_png(path: Path) -> np.ndarray | None:
+    import cv2
+
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def render_video(
+    request: RenderRequest, *, config: dict[str, Any], context: StageContext | None = None
+) -> dict[str, Any]:
+    """Render ``request`` and return the report (also written to ``request.json_report``).
+
+    Raises
+    ------
+    AudioInputError, MediaInputError, ParameterError
+        Bad input, found before any work is done; nothing is written.
+    CancelledError
+        ``context.cancel_event`` was set; nothing is written.
+    AssemblyError
+        Encoding failed.
+    """
+    context = context or StageContext()
+    started = time.perf_counter()
+    preset = dict(config["presets"][request.preset])
+    render_cfg, planning_cfg, audio_cfg, style_cfg = (
+        config["render"],
+        config["planning"],
+        config["audio"],
+        config["style"],
+    )
+    max_duration = float(audio_cfg["max_duration_minutes"]) * 60.0
+
+    # -- check everything before doing anything ------------------------------------
+    audio_path = check_audio_path(request.audio_path)
+    audio_info = probe_audio(audio_path)
+    output_path = _check_output(request.output_path, what="output", extensions=OUTPUT_EXTENSIONS)
+    if output_path.resolve() == audio_path.resolve():
+        raise MediaInputError(output_path, "the output would overwrite the input song")
+    if request.json_report is not None:
+        _check_output(request.json_report, what="report", extensions=(".json",))
+    backend = create_backend(request.backend, images_dir=request.images_dir)
+    backend_warnings = list(getattr(backend, "warnings", []))
+    palette = (
+        parse_palette(style_cfg["palette"])
+        if style_cfg["palette"]
+        else palette_from_prompt(style_cfg["prompt"])
+    )
+    cache_dir = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
+    stills_dir = cache_dir / "stills"
+    stills_dir.mkdir(parents=True, exist_ok=True)
+    if backend.is_draft:
+        log.warning(
+            "image backend %r is a DRAFT renderer (procedural, not Stable Diffusion)", backend.name
+        )
+
+    timings: dict[str, float] = {}
+
+    # -- analyse -------------------------------------------------------------------
+    done = _stage(context, "analyse", timings)
+    analyzer = AudioAnalyzer(
+        sample_rate=int(audio_cfg["analysis_sample_rate"]),
+        max_duration=max_duration,
+        sensitivity=float(audio_cfg["beat_sensitivity"]),
+        fps=float(preset["fps"]),
+    )
+    analysis = analyzer.analyze(audio_path, progress=context.progress)
+    done()
+
+    # -- plan ----------------------------------------------------------------------
+    done = _stage(context, "plan", timings)
+    shots: ShotList = plan_shots(
+        analysis,
+        phrase_bars=int(planning_cfg["phrase_bars"]),
+        min_shot_seconds=float(planning_cfg["min_shot_seconds"]),
+        max_shot_seconds=float(planning_cfg["max_shot_seconds"]),
+        base_prompt=str(style_cfg["prompt"]),
+        seed=int(style_cfg["seed"]),
+    )
+    context.progress(1, 1, f"{len(shots)} shots")
+    done()
+
+    # -- generate ------------------------------------------------------------------
+    done = _stage(context, "generate", timings)
+    width, height, fps = int(preset["width"]), int(preset["height"]), int(preset["fps"])
+    still_paths: list[Path] = []
+    reused = 0
+    for shot in shots:
+        still_request = StillRequest(
+            prompt=shot.prompt,
+            seed=shot.seed,
+            width=width,
+            height=height,
+            palette=palette,
+            energy=shot.energy,
+            section=shot.section,
+            shot_index=shot.index,
+        )
+        source = ""
+        if hasattr(backend, "source_for"):
+            src = backend.source_for(shot.index)
+            source = f"{src.resolve()}:{src.stat().st_mtime_ns}:{src.stat().st_size}"
+        path = stills_dir / f"{_still_key(backend, still_request, source)}.png"
+        if path.exists() and _read_png(path) is not None:
+            reused += 1
+        else:
+            _write_png(path, backend.generate(still_request))
+        still_paths.append(path)
+        context.progress(
+            shot.index + 1, len(shots), f"still {shot.index + 1}/{len(shots)}", preview_path=path
+        )
+    done()
+
+    # -- assemble ------------------------------------------------------------------
+    done = _stage(context, "assemble", timings)
+    from engine.assembly.compose import compose_video
+    from engine.assembly.encoder import EncodeSettings
+
+    def load_still(index: int) -> np.ndarray:
+        image = _read_png(still_paths[index])
+        if image is None:
+            raise MediaInputError(still_paths[index], "cached still vanished during the render")
+        return image
+
+    label = "procedural draft" if backend.is_draft else backend.name
+    settings = EncodeSettings(
+        width=width,
+        height=height,
+        fps=fps,
+        crf=int(preset["crf"]),
+        speed=str(preset["encoder_speed"]),
+        audio_bitrate=int(preset["audio_bitrate"]),
+        metadata=(
+            ("title", audio_path.stem),
+            ("comment", f"APEX Director {__version__}; images: {label}; preset: {request.preset}"),
+        ),
+    )
+    with atomic_path(output_path) as tmp_video:
+        stats = compose_video(
+            shots,
+            load_still,
+            output_path=tmp_video,
+            audio_path=audio_path,
+            settings=settings,
+            crossfade_seconds=float(render_cfg["crossfade_seconds"]),
+            motion_amount=float(render_cfg["motion_amount"]),
+            max_audio_duration=max_duration,
+            progress=lambda d, t: context.progress(d, t, f"frame {d}/{t}"),
+        )
+    done()
+
+    report: dict[str, Any] = {
+        "apex_director_version": __version__,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "host": {"python": platform.python_version(), "machine": platform.machine()},
+        "inputs": {
+            "audio": str(audio_path),
+            "audio_codec": audio_info.codec,
+            "audio_sample_rate": audio_info.sample_rate,
+            "images_dir": str(request.images_dir) if request.images_dir else None,
+        },
+        "preset": {"name": request.preset, **preset},
+        "backend": {
+            "name": backend.name,
+            "draft": backend.is_draft,
+            "label": (
+                "procedural draft renderer: abstract stills, NOT Stable Diffusion"
+                if backend.is_draft
+                else f"{backend.name}"
+            ),
+            "warnings": backend_warnings,
+            "stills_reused_from_cache": reused,
+        },
+        "analysis": {
+            "duration": round(analysis.duration, 4),
+            "tempo": round(analysis.tempo, 3),
+            "time_signature": analysis.time_signature,
+            "key": analysis.key,
+            "beats": len(analysis.beats),
+            "downbeats": len(analysis.downbeats),
+            "sections": [s.to_dict() for s in analysis.sections],
+            "analyzer_version": analysis.analyzer_version,
+            "warnings": list(analysis.warnings),
+        },
+        "shots": [s.to_dict() for s in shots],
+        "planning_warnings": list(shots.warnings),
+        "output": {
+            "path": str(output_path),
+            "width": width,
+            "height": height,
+            "fps": fps,
+            "frames": stats.frames,
+            "video_duration": round(stats.frames / fps, 4),
+            "audio_sample_rate": stats.audio_rate,
+            "video_codec": "h264",
+            "audio_codec": "aac",
+        },
+        "timings": {**timings, "total": round(time.perf_counter() - started, 3)},
+    }
+    if request.json_report is not None:
+        atomic_write_text(request.json_report, json.dumps(report, indent=2) + "\n")
+    log.info(
+        "rendered %s (%d frames) in %.1f s", output_path, stats.frames, report["timings"]["total"]
+    )
+    return report
