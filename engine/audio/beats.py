@@ -45,7 +45,7 @@ from dataclasses import dataclass
 
 import librosa
 import numpy as np
-from scipy.ndimage import maximum_filter1d
+from scipy.ndimage import maximum_filter1d, median_filter
 
 from engine.errors import ParameterError
 
@@ -57,22 +57,27 @@ ANALYSIS_SAMPLE_RATE = 22050
 _HOP = 256
 _N_FFT = 1024
 _FPS = ANALYSIS_SAMPLE_RATE / _HOP
-_LOW_HZ = 150.0
-_MID_HZ = (150.0, 3000.0)
-_HIGH_HZ = 5000.0
+_CHROMA_N_FFT = 4096
+_CHROMA_HOP = 1024
+_N_MELS = 80
+_LOW_HZ = (20.0, 150.0)
+_SNARE_HZ = (1000.0, 5000.0)
 _MIN_BPM = 40.0
 _MAX_BPM = 240.0
-# Doubling stops here: beyond it a "beat" is an eighth note for nearly every listener.
+# Halving stops here and doubling stops at the second bound: beyond them a "beat" is a bar
+# or an eighth note for nearly every listener.
+_MIN_HALVED_BPM = 50.0
 _MAX_DOUBLED_BPM = 210.0
 _PRIOR_BPM = 120.0
 _PRIOR_OCTAVES = 1.0
-# Metrical checks on the accent envelope (ratios of mean accent).
-_HALVE_BELOW = 0.5  # weaker alternate beats / stronger ones
-_DOUBLE_ABOVE = 0.65  # half-beat points / beats
-_SHIFT_ABOVE = 1.25  # half-beat points / beats
+# Doubling threshold on (accent at half-beats / accent at beats), at 120 BPM after doubling,
+# and how fast it grows per octave of the doubled tempo (the tempo prior, in another form).
+_DOUBLE_AT_120 = 0.65
+_DOUBLE_PER_OCTAVE = 0.4
+_SHIFT_ABOVE = 1.1  # half-beats this much stronger than the beats: the grid is off-beat
 _SNAP_SECONDS = 0.030
-# The flux peak of an onset sits a little before the onset itself (window lead); measured on
-# synthetic drums with known onset times.
+# The flux peak of an onset sits a little before the onset itself (the analysis window
+# reaches it early); measured on synthetic drums with known onset times.
 _LATENCY_SECONDS = 0.0
 _MIN_SECONDS = 1.0
 
@@ -119,11 +124,12 @@ class BeatTrack:
 
 @dataclass(frozen=True)
 class _Envelopes:
-    full: np.ndarray  # full-band flux: where beats are placed
-    low: np.ndarray  # kick band
-    accent: np.ndarray  # low + mid, normalised: metrical weight without hi-hats
+    full: np.ndarray  # full-band spectral flux: beats are placed on it
+    accent: np.ndarray  # max of kick-band and snare-band flux, detrended: no hi-hats
+    low: np.ndarray  # kick band, detrended, normalised
+    snare: np.ndarray  # snare band, detrended, normalised
     rms_db: np.ndarray  # frame loudness, dBFS
-    chroma: np.ndarray  # (12, n_frames)
+    chroma: np.ndarray  # (12, n_chroma_frames), one frame per _CHROMA_HOP samples
 
 
 def _empty(beats_per_bar: int, warning: str) -> BeatTrack:
@@ -148,48 +154,66 @@ def _check_args(y: object, sr: object, sensitivity: object, beats_per_bar: objec
         raise ParameterError("sr", sr, "an integer sample rate in 4000..384000 Hz")
     if (
         isinstance(sensitivity, bool)
-        or not isinstance(sensitivity, int | float | np.floating)
+        or not isinstance(sensitivity, int | float | np.integer | np.floating)
         or not 0.0 <= float(sensitivity) <= 1.0
     ):
         raise ParameterError("sensitivity", sensitivity, "a number in 0..1")
-    if beats_per_bar not in (None, 3, 4):
+    if beats_per_bar is not None and (
+        isinstance(beats_per_bar, bool) or beats_per_bar not in (3, 4)
+    ):
         raise ParameterError("beats_per_bar", beats_per_bar, "None (detect), 3 or 4")
 
 
 def _normalise(x: np.ndarray) -> np.ndarray:
+    """Scale so that the loud onsets sit near 1 (99th percentile, or the maximum)."""
     scale = float(np.percentile(x, 99)) if x.size else 0.0
     if scale <= 1e-9:
         scale = float(x.max()) if x.size else 0.0
     return x / scale if scale > 1e-9 else np.zeros_like(x)
 
 
+def _detrend(x: np.ndarray) -> np.ndarray:
+    """Remove the local floor (1 s running median): dense textures then stop looking like onsets."""
+    floor = median_filter(x, size=int(_FPS) | 1, mode="nearest")
+    return np.maximum(0.0, x - floor)
+
+
+def _rise(x: np.ndarray) -> np.ndarray:
+    """Half-wave rectified frame-to-frame increase along the last axis, first frame 0."""
+    return np.maximum(0.0, np.diff(x, axis=-1, prepend=x[..., :1]))
+
+
 def _envelopes(y: np.ndarray) -> _Envelopes:
     sr = ANALYSIS_SAMPLE_RATE
-    spec = np.abs(librosa.stft(y, n_fft=_N_FFT, hop_length=_HOP, center=True)) ** 2
+    power = np.abs(librosa.stft(y, n_fft=_N_FFT, hop_length=_HOP)) ** 2
+    mel_fb = librosa.filters.mel(sr=sr, n_fft=_N_FFT, n_mels=_N_MELS, fmin=20.0, fmax=sr / 2)
+    log_mel = librosa.power_to_db(mel_fb @ power, ref=1.0, amin=1e-10, top_db=None)
+    mel_freqs = librosa.mel_frequencies(n_mels=_N_MELS, fmin=20.0, fmax=sr / 2)
+    rises = _rise(log_mel)
+    full = rises.mean(axis=0)
+    in_snare = (mel_freqs >= _SNARE_HZ[0]) & (mel_freqs < _SNARE_HZ[1])
+    snare = rises[in_snare].mean(axis=0)
+    # The kick band is a handful of FFT bins (mel filters are too wide there).  A gentle
+    # log keeps a kick over a sustained bass line visible, which a log of the band energy
+    # (or a dB scale) would flatten.
     freqs = librosa.fft_frequencies(sr=sr, n_fft=_N_FFT)
-    mel_fb = librosa.filters.mel(sr=sr, n_fft=_N_FFT, n_mels=80, fmin=20.0, fmax=sr / 2)
-    log_mel = librosa.power_to_db(mel_fb @ spec, ref=1.0, amin=1e-10, top_db=None)
-    mel_freqs = librosa.mel_frequencies(n_mels=80, fmin=20.0, fmax=sr / 2)
-
-    def flux(rows: np.ndarray) -> np.ndarray:
-        band = log_mel[rows]
-        diff = np.maximum(0.0, band[:, 1:] - band[:, :-1])
-        # One frame of lag: the envelope value at frame t is the rise into frame t.
-        return np.concatenate([[0.0], diff.mean(axis=0)])
-
-    full = flux(np.arange(80))
-    mid = flux(np.flatnonzero((mel_freqs >= _MID_HZ[0]) & (mel_freqs < _MID_HZ[1])))
-    # The kick band is a handful of bins: a flux of the summed band energy is steadier.
-    low_energy = spec[(freqs > 20.0) & (freqs < _LOW_HZ)].sum(axis=0)
-    low_db = 10.0 * np.log10(low_energy + 1e-10)
-    low = np.concatenate([[0.0], np.maximum(0.0, np.diff(low_db))])
-    accent = _normalise(low) + _normalise(mid)
-    rms = np.sqrt(spec.sum(axis=0) * 2.0 / (_N_FFT * np.sum(np.hanning(_N_FFT) ** 2)))
+    low_mag = np.sqrt(power[(freqs >= _LOW_HZ[0]) & (freqs < _LOW_HZ[1])])
+    peak = float(low_mag.max()) if low_mag.size else 0.0
+    low = _rise(np.log1p(100.0 * low_mag / peak)).sum(axis=0) if peak > 0 else full * 0.0
+    low_d = _normalise(_detrend(low))
+    snare_d = _normalise(_detrend(snare))
+    accent = np.maximum(low_d, snare_d)
+    # Window power sum -> mean square of the signal (Parseval, Hann window).
+    window_energy = float(np.sum(np.hanning(_N_FFT) ** 2))
+    rms = np.sqrt(2.0 * power.sum(axis=0) / (_N_FFT * window_energy))
     rms_db = 20.0 * np.log10(rms + 1e-12)
+    chroma_power = np.abs(librosa.stft(y, n_fft=_CHROMA_N_FFT, hop_length=_CHROMA_HOP)) ** 2
     chroma = librosa.feature.chroma_stft(
-        S=spec[:, ::4], sr=sr, n_fft=_N_FFT, tuning=0.0, norm=None
+        S=chroma_power, sr=sr, n_fft=_CHROMA_N_FFT, tuning=0.0, norm=None
     )
-    return _Envelopes(full=full, low=low, accent=accent, rms_db=rms_db, chroma=chroma)
+    return _Envelopes(
+        full=full, accent=accent, low=low_d, snare=snare_d, rms_db=rms_db, chroma=chroma
+    )
 
 
 def _autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
@@ -247,37 +271,44 @@ def _midpoints(frames: np.ndarray) -> np.ndarray:
     return 0.5 * (frames[:-1] + frames[1:])
 
 
-def _metrical_grid(
-    env: _Envelopes, bpm: float, tightness: float, dp_env: np.ndarray
-) -> tuple[float, np.ndarray]:
-    """Track at ``bpm``, then halve, double or shift by half a beat where the accents say so."""
-    frames = _dp_beats(dp_env, bpm, tightness).astype(np.float64)
-    for _ in range(3):
+def _double_threshold(fast_bpm: float) -> float:
+    """How strong half-beats must be (relative to beats) for ``fast_bpm`` to be the beat."""
+    octaves = math.log2(fast_bpm / _PRIOR_BPM)
+    return float(np.clip(_DOUBLE_AT_120 + _DOUBLE_PER_OCTAVE * octaves, 0.5, 0.95))
+
+
+def _metrical_level(env: _Envelopes, bpm: float, frames: np.ndarray) -> tuple[float, np.ndarray]:
+    """Halve, double or shift a beat grid by half a beat where the accents say so.
+
+    The statistic is always "weaker of two interleaved grids / stronger one" on the accent
+    envelope (kicks and snares, no hi-hats): on the grid itself (every other beat) to decide
+    halving, and against its half-beat points to decide doubling or shifting.  Doubling and
+    halving use the same threshold at the same fast tempo, so they never undo each other.
+    """
+    for _ in range(4):
         if frames.size < 8:
             break
         on_beat = _values_at(env.accent, frames)
-        half = _values_at(env.accent, _midpoints(frames))
-        mean_beat = float(on_beat.mean()) + 1e-9
-        ratio_half = float(half.mean()) / mean_beat
         even, odd = float(on_beat[0::2].mean()), float(on_beat[1::2].mean())
-        ratio_alt = min(even, odd) / (max(even, odd) + 1e-9)
-        log.debug(
-            "metrical check at %.1f BPM: half/beat %.2f, alternate %.2f",
-            bpm,
-            ratio_half,
-            ratio_alt,
-        )
-        if ratio_alt < _HALVE_BELOW and bpm / 2.0 >= _MIN_BPM:
+        alternate = min(even, odd) / (max(even, odd) + 1e-9)
+        if bpm / 2.0 >= _MIN_HALVED_BPM and alternate < _double_threshold(bpm):
+            log.debug("%.1f BPM: alternate beats %.2f: halving", bpm, alternate)
             bpm /= 2.0
             frames = frames[0::2] if even >= odd else frames[1::2]
             continue
-        if ratio_half > _SHIFT_ABOVE:
-            frames = _midpoints(frames)
-            continue
-        if ratio_half > _DOUBLE_ABOVE and 2.0 * bpm <= _MAX_DOUBLED_BPM:
+        half = float(_values_at(env.accent, _midpoints(frames)).mean())
+        beat = float(on_beat.mean())
+        ratio = min(half, beat) / (max(half, beat) + 1e-9)
+        if 2.0 * bpm <= _MAX_DOUBLED_BPM and ratio > _double_threshold(2.0 * bpm):
+            log.debug("%.1f BPM: half-beats %.2f of beats: doubling", bpm, ratio)
             bpm *= 2.0
             frames = np.sort(np.concatenate([frames, _midpoints(frames)]))
             continue
+        if half > _SHIFT_ABOVE * beat:
+            log.debug("%.1f BPM: half-beats stronger (%.2f): shifting", bpm, half / beat)
+            frames = _midpoints(frames)
+            continue
+        log.debug("%.1f BPM kept: alternate %.2f, half/beat %.2f", bpm, alternate, half / beat)
         break
     return bpm, frames
 
@@ -307,17 +338,20 @@ def _meter_and_phase(
 ) -> tuple[int, int]:
     """Beats per bar and the index (0..m-1) of the first downbeat."""
     n = frames.size
-    low = _values_at(_normalise(env.low), frames)
+    low = _values_at(env.low, frames)
+    snare = _values_at(env.snare, frames)
     # Beat-synchronous chroma: the novelty at beat i compares (beat i-1, i) with (i, i+1).
-    chroma_frames = np.clip(np.rint(frames / 4).astype(np.int64), 0, env.chroma.shape[1] - 1)
-    bounds = np.concatenate([chroma_frames, [env.chroma.shape[1]]])
+    per_chroma_frame = _CHROMA_HOP / _HOP
+    n_chroma = env.chroma.shape[1]
+    starts = np.clip(np.rint(frames / per_chroma_frame).astype(np.int64), 0, n_chroma - 1)
+    bounds = np.concatenate([starts, [n_chroma]])
+    bounds = np.maximum.accumulate(bounds)
     cumulative = np.concatenate(
         [np.zeros((12, 1)), np.cumsum(env.chroma, axis=1, dtype=np.float64)], axis=1
     )
     widths = np.maximum(1, bounds[1:] - bounds[:-1])
     sync = (cumulative[:, bounds[1:]] - cumulative[:, bounds[:-1]]) / widths
-    norms = np.linalg.norm(sync, axis=0) + 1e-9
-    unit = sync / norms
+    unit = sync / (np.linalg.norm(sync, axis=0) + 1e-9)
     change = np.zeros(n)
     change[1:] = 1.0 - np.sum(unit[:, 1:] * unit[:, :-1], axis=0)
 
@@ -325,7 +359,8 @@ def _meter_and_phase(
         sd = float(x.std())
         return (x - x.mean()) / sd if sd > 1e-9 else np.zeros_like(x)
 
-    feature = zscore(low) + 1.5 * zscore(change)
+    # Downbeats: the chord changes, the kick plays and the backbeat snare does not.
+    feature = 1.5 * zscore(change) + zscore(low) - zscore(snare)
     best: tuple[float, int, int] = (-math.inf, 4, 0)
     for meter in (4, 3) if beats_per_bar is None else (beats_per_bar,):
         usable = n - n % meter
@@ -403,13 +438,12 @@ def track_beats(
 
     # Silent stretches must not look like a pulse: only frames above the gate count.
     active = env.rms_db > gate_db
-    dp_env = np.where(active, _normalise(env.full) + 0.5 * _normalise(env.low), 0.0)
+    dp_env = np.where(active, 0.5 * _normalise(env.full) + env.accent, 0.0)
     max_lag = int(math.ceil(60.0 * _FPS / _MIN_BPM)) + 2
     if dp_env.size < 2 * max_lag:
         return _empty(meter_default, _TOO_SHORT)
     ac = _autocorrelation(dp_env, max_lag)
-    lo = int(60.0 * _FPS / _MAX_BPM)
-    clarity = float(ac[lo:].max())
+    clarity = float(ac[int(60.0 * _FPS / _MAX_BPM) :].max())
     min_clarity = 0.16 - 0.12 * sensitivity
     log.debug("pulse clarity %.3f (gate %.3f)", clarity, min_clarity)
     candidates = _tempo_candidates(ac)
@@ -417,7 +451,18 @@ def track_beats(
         return _empty(meter_default, _NO_PULSE)
 
     tightness = 400.0 * 16.0 ** (-sensitivity)
-    bpm, frames = _metrical_grid(env, candidates[0][0], tightness, dp_env)
+    first_bpm = candidates[0][0]
+    frames = _dp_beats(dp_env, first_bpm, tightness).astype(np.float64)
+    bpm, level_frames = _metrical_level(env, first_bpm, frames)
+    if bpm != first_bpm or level_frames is not frames:
+        # Re-track at the chosen level.  A grid that had to be shifted off the hi-hats is
+        # re-tracked on the accents alone, which the hi-hats do not reach.
+        shifted = _values_at(env.accent, level_frames).mean() > _values_at(
+            env.accent, frames
+        ).mean() * _SHIFT_ABOVE and abs(bpm - first_bpm) < 1e-6
+        track_env = np.where(active, env.accent, 0.0) if shifted else dp_env
+        frames = _dp_beats(track_env, bpm, tightness).astype(np.float64)
+        _, frames = _metrical_level(env, bpm, frames)
     if frames.size < 2:
         return _empty(meter_default, _NO_PULSE)
     frames = _snap(frames, dp_env)

@@ -111,7 +111,11 @@ def _check_number(name: str, value: Any, low: float, high: float) -> float:
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, np.integer))
+        or not low <= value <= high
+    ):
         raise ParameterError(name, value, f"an integer from {low} to {high}")
     return int(value)
 
@@ -267,13 +271,17 @@ class SongSpec:
     @property
     def duration(self) -> float:
         """Song length in seconds: lead-in, the bars, and a short release tail."""
-        n = round((self.lead_in + self.total_bars * self.beats_per_bar * self.seconds_per_beat
-                   + _TAIL_S) * self.sample_rate)
+        n = round(
+            (self.lead_in + self.total_bars * self.beats_per_bar * self.seconds_per_beat + _TAIL_S)
+            * self.sample_rate
+        )
         return n / self.sample_rate
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec as plain JSON-friendly types."""
-        return dataclasses.asdict(self)
+        """The spec as plain JSON-friendly types (the sections as a list of dicts)."""
+        fields = dataclasses.asdict(self)
+        fields["sections"] = list(fields["sections"])
+        return fields
 
 
 @dataclass(frozen=True)
@@ -350,8 +358,15 @@ def write_truth_json(path: Path, truth: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------ sounds
 
 
-def _envelope(n: int, sr: int, *, attack: float, release: float, hold: int | None = None,
-              decay: float | None = None) -> np.ndarray:
+def _envelope(
+    n: int,
+    sr: int,
+    *,
+    attack: float,
+    release: float,
+    hold: int | None = None,
+    decay: float | None = None,
+) -> np.ndarray:
     """Attack ramp, optional exponential decay, and a raised-cosine release at the end.
 
     ``hold`` is where the release starts (default: ``n`` minus the release).
@@ -431,9 +446,11 @@ class _Sounds:
             self._cache[key] = make()
         return self._cache[key]
 
-    def _filtered_noise(self, name: str, n: int, kind: str, cutoff: Any, order: int = 4
-                        ) -> np.ndarray:
+    def _filtered_noise(
+        self, name: str, n: int, kind: str, cutoff: float | tuple[float, float], order: int = 4
+    ) -> np.ndarray:
         noise = self._rng(name).standard_normal(n)
+        cutoff = np.minimum(cutoff, 0.45 * self.sr)  # low sample rates: stay below Nyquist
         sos = signal.butter(order, cutoff, btype=kind, fs=self.sr, output="sos")
         return signal.sosfilt(sos, noise)
 
@@ -455,7 +472,7 @@ class _Sounds:
             freq = low + 100.0 * np.exp(-t / 0.016)
             body = np.sin(2 * np.pi * np.cumsum(freq) / self.sr)
             click = self._filtered_noise("kick-click", n, "lowpass", 3000.0) * np.exp(-t / 0.004)
-            x = body * _envelope(n, self.sr, attack=0.001, release=0.03, decay=0.26)
+            x = body * _envelope(n, self.sr, attack=0.001, release=0.03, decay=0.2)
             x = np.tanh(1.8 * (x + 0.15 * click / np.max(np.abs(click))))
             return _pan(x / np.max(np.abs(x)), 0.0)
 
@@ -493,10 +510,14 @@ class _Sounds:
         def make() -> np.ndarray:
             length, decay = (0.42, 0.16) if open_ else (0.09, 0.028)
             n = int(length * self.sr)
-            t = np.arange(n) / self.sr
             src = 0.5 * self._metal(n) / 6.0 + self._rng("hat-noise").standard_normal(n) * 0.4
-            sos = signal.butter(4, 7000.0 if self.sr > 16000 else 0.4 * self.sr, btype="highpass",
-                                fs=self.sr, output="sos")
+            sos = signal.butter(
+                4,
+                7000.0 if self.sr > 16000 else 0.4 * self.sr,
+                btype="highpass",
+                fs=self.sr,
+                output="sos",
+            )
             x = signal.sosfilt(sos, src)
             x = x * _envelope(n, self.sr, attack=0.0005, release=0.02, decay=decay)
             return _pan(x / np.max(np.abs(x)), -0.25 if open_ else 0.3)
@@ -506,12 +527,12 @@ class _Sounds:
     def crash(self) -> np.ndarray:
         def make() -> np.ndarray:
             n = int(2.2 * self.sr)
-            t = np.arange(n) / self.sr
             sides = []
             for side in ("l", "r"):  # decorrelated sides: a wide cymbal
                 src = 0.3 * self._metal(n) / 6.0 + self._rng(f"crash-{side}").standard_normal(n)
-                sos = signal.butter(2, min(3500.0, 0.4 * self.sr), btype="highpass", fs=self.sr,
-                                    output="sos")
+                sos = signal.butter(
+                    2, min(3500.0, 0.4 * self.sr), btype="highpass", fs=self.sr, output="sos"
+                )
                 sides.append(signal.sosfilt(sos, src))
             x = np.stack(sides) * _envelope(n, self.sr, attack=0.002, release=0.3, decay=0.7)
             return x / np.max(np.abs(x))
@@ -542,8 +563,9 @@ class _Sounds:
             out = np.zeros((2, n))
             for k, midi in enumerate(notes):
                 f = _midi_hz(midi)
-                tab = self.waves.table(f, max_harmonics=24 if bright else 10,
-                                       rolloff=5.0 if bright else 2.0)
+                tab = self.waves.table(
+                    f, max_harmonics=24 if bright else 10, rolloff=5.0 if bright else 2.0
+                )
                 for side, cents in ((0, -7.0), (1, 7.0)):  # detuned per side: stereo width
                     det = f * 2.0 ** ((cents + 2.0 * k) / 1200.0)
                     out[side] += self.waves.play(tab, det * t + 0.37 * k + 0.5 * side)
@@ -605,9 +627,10 @@ class _Harmony:
 
     def triad(self, degree: int) -> tuple[int, int, int]:
         """Pitch classes of the diatonic triad on a 0-based scale degree."""
-        return tuple(  # type: ignore[return-value]
-            (self.tonic + self.scale[(degree + 2 * k) % 7]) % 12 for k in range(3)
+        root, third, fifth = (
+            (self.tonic + self.scale[(degree + step) % 7]) % 12 for step in (0, 2, 4)
         )
+        return root, third, fifth
 
     def chord_name(self, degree: int) -> str:
         root, third, fifth = self.triad(degree)
@@ -628,8 +651,9 @@ class _Harmony:
         return [m for m in range(low, high + 1) if (m - self.tonic) % 12 in self.scale]
 
 
-def _melody(harmony: _Harmony, progression: Sequence[int], beats_per_bar: int,
-            rng: np.random.Generator) -> list[tuple[float, float, int]]:
+def _melody(
+    harmony: _Harmony, progression: Sequence[int], beats_per_bar: int, rng: np.random.Generator
+) -> list[tuple[float, float, int]]:
     """A 4-bar phrase: ``(start_beat, length_beats, midi)`` relative to the phrase start.
 
     Bars 1 and 3 share a rhythm (the motif and its answer), bar 4 ends on a long chord
@@ -701,8 +725,7 @@ class _Song:
     def beats_to_samples(self, beats: float) -> int:
         return max(1, round(beats * self.spb * self.sr))
 
-    def add(self, bus: str, sound: np.ndarray, start: int, gain: float, send: float = 0.0
-            ) -> None:
+    def add(self, bus: str, sound: np.ndarray, start: int, gain: float, send: float = 0.0) -> None:
         s0 = max(start, 0)
         end = min(start + sound.shape[1], self.n)
         if end <= s0 or gain == 0.0:
@@ -717,8 +740,16 @@ def _label_rng(seed: int, label: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(label.encode()), 1])
 
 
-def _render_section(song: _Song, sounds: _Sounds, harmony: _Harmony, index: int,
-                    first_bar: int, next_chord: int | None) -> None:
+def _render_section(
+    song: _Song,
+    sounds: _Sounds,
+    harmony: _Harmony,
+    *,
+    index: int,
+    first_bar: int,
+    next_chord: int | None,
+) -> None:
+    """Add one section's notes to the song's buses."""
     spec = song.spec
     section = spec.sections[index]
     e = section.energy
@@ -739,17 +770,20 @@ def _render_section(song: _Song, sounds: _Sounds, harmony: _Harmony, index: int,
         bar = first_bar + j
         b0 = bar * bpb
         degree = progression[j % len(progression)]
-        if j + 1 < section.bars:
-            following = progression[(j + 1) % len(progression)]
-        else:
-            following = next_chord
+        last_bar = j + 1 == section.bars
+        following = next_chord if last_bar else progression[(j + 1) % len(progression)]
         pushes = spec.syncopation and j % 2 == 1
 
         # Pad: always there; darker and quieter in the busy sections except the bright top.
-        pad_notes = (harmony.root(degree, 45),) + harmony.voice(degree, 57)
+        pad_notes = (harmony.root(degree, 45), *harmony.voice(degree, 57))
         bright = e >= 0.75
-        song.add("music", sounds.pad(pad_notes, bar_samples, bright), song.sample_at(b0),
-                 (0.32 if e < 0.45 else 0.22) * level, send=0.5)
+        song.add(
+            "music",
+            sounds.pad(pad_notes, bar_samples, bright),
+            song.sample_at(b0),
+            (0.32 if e < 0.45 else 0.22) * level,
+            send=0.5,
+        )
 
         # Drums.
         if j == 0 and (index > 0 or e >= 0.3):
@@ -761,17 +795,20 @@ def _render_section(song: _Song, sounds: _Sounds, harmony: _Harmony, index: int,
                 on_beat = abs(pos - round(pos)) < 1e-9
                 if spec.offbeat_hats:
                     if on_beat:
-                        song.add("drums", sounds.hat(open_=False), song.sample_at(b0 + pos),
-                                 0.05 * level)
+                        song.add(
+                            "drums", sounds.hat(open_=False), song.sample_at(b0 + pos), 0.05 * level
+                        )
                     else:
-                        song.add("drums", sounds.hat(open_=True), song.sample_at(b0 + pos),
-                                 0.3 * level)
+                        song.add(
+                            "drums", sounds.hat(open_=True), song.sample_at(b0 + pos), 0.3 * level
+                        )
                     continue
                 is_and = abs(pos % 1.0 - 0.5) < 1e-9
                 vel = 1.0 if on_beat else (0.75 if is_and else 0.5)
                 base = 0.09 if e < 0.4 else 0.14
-                song.add("drums", sounds.hat(open_=False), song.sample_at(b0 + pos),
-                         base * vel * level)
+                song.add(
+                    "drums", sounds.hat(open_=False), song.sample_at(b0 + pos), base * vel * level
+                )
         if e >= 0.4:
             kicks = list(range(bpb)) if e >= 0.6 else list(range(0, bpb, 2))
             if pushes:
@@ -787,16 +824,27 @@ def _render_section(song: _Song, sounds: _Sounds, harmony: _Harmony, index: int,
         if e >= 0.45:
             for pos in backbeats:
                 vel = 0.7 if (bpb == 3 and pos == 2) else 1.0
-                song.add("drums", sounds.snare(), song.sample_at(b0 + pos), 0.5 * vel * level,
-                         send=0.25)
+                song.add(
+                    "drums", sounds.snare(), song.sample_at(b0 + pos), 0.5 * vel * level, send=0.25
+                )
                 if e >= 0.75:
-                    song.add("drums", sounds.clap(), song.sample_at(b0 + pos), 0.3 * vel * level,
-                             send=0.3)
-            if j == section.bars - 1 and index + 1 < len(spec.sections):
-                if spec.sections[index + 1].energy > e:  # a fill into a bigger section
-                    for k in range(4):
-                        song.add("drums", sounds.snare(), song.sample_at(b0 + bpb - 1 + k / 4),
-                                 (0.2 + 0.08 * k) * level, send=0.25)
+                    song.add(
+                        "drums",
+                        sounds.clap(),
+                        song.sample_at(b0 + pos),
+                        0.3 * vel * level,
+                        send=0.3,
+                    )
+            bigger_next = index + 1 < len(spec.sections) and spec.sections[index + 1].energy > e
+            if last_bar and bigger_next:  # a fill into a bigger section
+                for k in range(4):
+                    song.add(
+                        "drums",
+                        sounds.snare(),
+                        song.sample_at(b0 + bpb - 1 + k / 4),
+                        (0.2 + 0.08 * k) * level,
+                        send=0.25,
+                    )
 
         # Bass on the chord roots.
         if e >= 0.3:
@@ -816,17 +864,25 @@ def _render_section(song: _Song, sounds: _Sounds, harmony: _Harmony, index: int,
                 skip_bass_downbeat = True
             for pos, length, midi in notes:
                 vel = 1.0 if abs(pos - round(pos)) < 1e-9 else 0.8
-                song.add("music", sounds.bass(midi, song.beats_to_samples(length)),
-                         song.sample_at(b0 + pos), 0.45 * vel * level)
+                song.add(
+                    "music",
+                    sounds.bass(midi, song.beats_to_samples(length)),
+                    song.sample_at(b0 + pos),
+                    0.45 * vel * level,
+                )
 
         # Electric-piano comping.
         if e >= 0.45:
             chord = harmony.voice(degree, 60)
             for pos in comp:
                 length = min(0.9, bpb - pos) - 0.1
-                song.add("music", sounds.keys(chord, song.beats_to_samples(length)),
-                         song.sample_at(b0 + pos), (0.16 if e >= 0.75 else 0.22) * level,
-                         send=0.35)
+                song.add(
+                    "music",
+                    sounds.keys(chord, song.beats_to_samples(length)),
+                    song.sample_at(b0 + pos),
+                    (0.16 if e >= 0.75 else 0.22) * level,
+                    send=0.35,
+                )
 
         # Lead melody, a 4-bar phrase repeated.
         phrase_bar = j % 4
@@ -834,8 +890,13 @@ def _render_section(song: _Song, sounds: _Sounds, harmony: _Harmony, index: int,
             if int(start // bpb) != phrase_bar:
                 continue
             pos = start - phrase_bar * bpb
-            song.add("lead", sounds.lead(midi, song.beats_to_samples(length)),
-                     song.sample_at(b0 + pos), 0.2 * level, send=0.4)
+            song.add(
+                "lead",
+                sounds.lead(midi, song.beats_to_samples(length)),
+                song.sample_at(b0 + pos),
+                0.2 * level,
+                send=0.4,
+            )
 
 
 def _reverb_ir(sr: int, seed: int) -> np.ndarray:
@@ -910,7 +971,9 @@ def synthesize_song(spec: SongSpec) -> SynthSong:
             next_chord: int | None = _PROGRESSIONS[mode][nxt][0]
         else:
             next_chord = None
-        _render_section(song, sounds, harmony, index, first_bar, next_chord)
+        _render_section(
+            song, sounds, harmony, index=index, first_bar=first_bar, next_chord=next_chord
+        )
         first_bar += section.bars
 
     if spec.lead_in > 0:
@@ -949,15 +1012,25 @@ def _truth(spec: SongSpec, harmony: _Harmony, key_name: str, song: _Song) -> dic
         end_bar = bar + section.bars
         end = duration if index == len(spec.sections) - 1 else beats[end_bar * bpb]
         sections.append(
-            {"start": start, "end": end, "label": section.label, "energy": section.energy,
-             "bars": section.bars}
+            {
+                "start": start,
+                "end": end,
+                "label": section.label,
+                "energy": section.energy,
+                "bars": section.bars,
+            }
         )
         progression = _PROGRESSIONS[harmony.mode][section.label]
         for j in range(section.bars):
             b = bar + j
             chord_end = beats[(b + 1) * bpb] if b + 1 < spec.total_bars else beats[-1] + song.spb
-            chords.append({"start": beats[b * bpb], "end": chord_end,
-                           "label": harmony.chord_name(progression[j % len(progression)])})
+            chords.append(
+                {
+                    "start": beats[b * bpb],
+                    "end": chord_end,
+                    "label": harmony.chord_name(progression[j % len(progression)]),
+                }
+            )
         bar = end_bar
     return {
         "tempo": float(spec.tempo),

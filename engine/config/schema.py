@@ -189,7 +189,7 @@ SCHEMA: dict[str, Field] = {
     ),
     "style.prompt": Field(
         type=str,
-        default="cinematic abstract light, music video",
+        default="cinematic music video still",
         help="Base prompt every shot's prompt starts from.",
     ),
     "style.palette": Field(

@@ -175,11 +175,9 @@ def render_video(
         _check_output(request.json_report, what="report", extensions=(".json",))
     backend = create_backend(request.backend, images_dir=request.images_dir)
     backend_warnings = list(getattr(backend, "warnings", []))
-    palette = (
-        parse_palette(style_cfg["palette"])
-        if style_cfg["palette"]
-        else palette_from_prompt(style_cfg["prompt"])
-    )
+    # A palette from the style bible holds for every shot; otherwise each shot's
+    # prompt (its section's theme) picks one.
+    fixed_palette = parse_palette(style_cfg["palette"]) if style_cfg["palette"] else None
     cache_dir = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
     stills_dir = cache_dir / "stills"
     stills_dir.mkdir(parents=True, exist_ok=True)
@@ -220,6 +218,7 @@ def render_video(
     still_paths: list[Path] = []
     reused = 0
     for shot in shots:
+        palette = fixed_palette or palette_from_prompt(shot.prompt)
         still_request = StillRequest(
             prompt=shot.prompt,
             seed=shot.seed,

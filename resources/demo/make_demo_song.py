@@ -28,8 +28,8 @@ import numpy as np
 if __package__ in (None, ""):  # run as a script: make the repository importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from engine.atomic_files import atomic_path  # noqa: E402
-from engine.audio.synth import demo_song_spec, synthesize_song, write_truth_json  # noqa: E402
+from engine.atomic_files import atomic_path
+from engine.audio.synth import demo_song_spec, synthesize_song, write_truth_json
 
 log = logging.getLogger("make_demo_song")
 
@@ -38,8 +38,9 @@ TRUTH_NAME = "demo_song.truth.json"
 BIT_RATE = 160_000
 
 
-def encode_mp3(path: Path, audio: np.ndarray, sample_rate: int, *, bit_rate: int = BIT_RATE
-               ) -> None:
+def encode_mp3(
+    path: Path, audio: np.ndarray, sample_rate: int, *, bit_rate: int = BIT_RATE
+) -> None:
     """Encode stereo float audio to an MP3 file with libmp3lame, atomically.
 
     Parameters
@@ -58,9 +59,9 @@ def encode_mp3(path: Path, audio: np.ndarray, sample_rate: int, *, bit_rate: int
         stream = container.add_stream("libmp3lame", rate=sample_rate, layout="stereo")
         stream.bit_rate = bit_rate
         stream.format = "fltp"
-        frame_size = 1152  # one MP3 frame; libmp3lame takes exactly this many per call
-        for start in range(0, planar.shape[1], frame_size):
-            chunk = np.ascontiguousarray(planar[:, start : start + frame_size])
+        chunk_size = 4096  # PyAV re-chunks frames to the codec's frame size (1152 or 576)
+        for start in range(0, planar.shape[1], chunk_size):
+            chunk = np.ascontiguousarray(planar[:, start : start + chunk_size])
             frame = av.AudioFrame.from_ndarray(chunk, format="fltp", layout="stereo")
             frame.sample_rate = sample_rate
             frame.pts = start
@@ -87,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     song = synthesize_song(demo_song_spec())
     encode_mp3(out_dir / MP3_NAME, song.audio, song.sample_rate)
     write_truth_json(out_dir / TRUTH_NAME, song.truth)
+    for name in (MP3_NAME, TRUTH_NAME):  # atomic writes create 0600 temp files
+        (out_dir / name).chmod(0o644)
     log.info(
         "wrote %s (%.1f s, %d kB) and %s",
         out_dir / MP3_NAME,

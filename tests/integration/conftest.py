@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from engine.audio.synth import SectionSpec, SongSpec, synthesize_song
+from tests.media import write_wav
+
+
+@pytest.fixture(scope="session")
+def short_song(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A 20-odd second synthesized song with four sections and known beats."""
+    spec = SongSpec(
+        tempo=124.0,
+        beats_per_bar=4,
+        sections=(
+            SectionSpec(label="intro", bars=2, energy=0.3),
+            SectionSpec(label="verse", bars=4, energy=0.55),
+            SectionSpec(label="chorus", bars=4, energy=0.9),
+            SectionSpec(label="outro", bars=2, energy=0.35),
+        ),
+        seed=7,
+    )
+    song = synthesize_song(spec)
+    path = tmp_path_factory.mktemp("songs") / "short_song.wav"
+    write_wav(path, song.audio, song.sample_rate)
+    return path, song.truth
+
+
+@pytest.fixture(scope="session")
+def tiny_song(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    spec = SongSpec(tempo=120.0, sections=(SectionSpec(label="verse", bars=3, energy=0.6),),
+                    seed=3)
+    song = synthesize_song(spec)
+    path = tmp_path_factory.mktemp("songs") / "tiny_song.wav"
+    return write_wav(path, song.audio, song.sample_rate)
