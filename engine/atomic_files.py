@@ -16,6 +16,12 @@ from pathlib import Path
 __all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text", "fsync_dir"]
 
 
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
 def fsync_dir(directory: Path) -> None:
     """Flush a folder's entry table so a rename inside it survives a power cut."""
     try:
@@ -45,6 +51,13 @@ def atomic_path(target: Path | str, *, suffix: str | None = None) -> Iterator[Pa
         suffix=target.suffix if suffix is None else suffix,
         dir=directory,
     )
+    # mkstemp makes the file private (0600); give it the mode a plain open() would
+    # (or keep the mode of the file it replaces).
+    try:
+        mode = target.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o666 & ~_umask()
+    os.fchmod(fd, mode)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

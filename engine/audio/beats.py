@@ -217,13 +217,11 @@ def _envelopes(y: np.ndarray) -> _Envelopes:
 
 
 def _autocorrelation(x: np.ndarray, max_lag: int) -> np.ndarray:
+    """Normalised (biased) autocorrelation of ``x`` minus its mean, lags 0..max_lag."""
     x = x - x.mean()
-    n = x.size
-    size = 1 << int(math.ceil(math.log2(2 * n)))
+    size = 1 << int(math.ceil(math.log2(2 * x.size)))
     spectrum = np.fft.rfft(x, size)
     ac = np.fft.irfft(spectrum * np.conj(spectrum), size)[: max_lag + 1]
-    # Unbiased: long lags see fewer overlapping frames.
-    ac /= np.arange(n, n - max_lag - 1, -1)
     return ac / ac[0] if ac[0] > 0 else np.zeros_like(ac)
 
 
@@ -260,11 +258,11 @@ def _dp_beats(envelope: np.ndarray, bpm: float, tightness: float) -> np.ndarray:
 
 
 def _values_at(envelope: np.ndarray, frames: np.ndarray) -> np.ndarray:
-    """Envelope maxima within +-1 frame of each (rounded) frame position."""
+    """Envelope maxima within +-2 frames (+-23 ms) of each (rounded) frame position."""
     if frames.size == 0:
         return np.zeros(0)
     idx = np.clip(np.rint(frames).astype(np.int64), 0, envelope.size - 1)
-    return maximum_filter1d(envelope, size=3, mode="nearest")[idx]
+    return maximum_filter1d(envelope, size=5, mode="nearest")[idx]
 
 
 def _midpoints(frames: np.ndarray) -> np.ndarray:
@@ -288,16 +286,17 @@ def _metrical_level(env: _Envelopes, bpm: float, frames: np.ndarray) -> tuple[fl
     for _ in range(4):
         if frames.size < 8:
             break
+        # Medians: a few misplaced beats or a silent tail must not decide the level.
         on_beat = _values_at(env.accent, frames)
-        even, odd = float(on_beat[0::2].mean()), float(on_beat[1::2].mean())
+        even, odd = float(np.median(on_beat[0::2])), float(np.median(on_beat[1::2]))
         alternate = min(even, odd) / (max(even, odd) + 1e-9)
         if bpm / 2.0 >= _MIN_HALVED_BPM and alternate < _double_threshold(bpm):
             log.debug("%.1f BPM: alternate beats %.2f: halving", bpm, alternate)
             bpm /= 2.0
             frames = frames[0::2] if even >= odd else frames[1::2]
             continue
-        half = float(_values_at(env.accent, _midpoints(frames)).mean())
-        beat = float(on_beat.mean())
+        half = float(np.median(_values_at(env.accent, _midpoints(frames))))
+        beat = float(np.median(on_beat))
         ratio = min(half, beat) / (max(half, beat) + 1e-9)
         if 2.0 * bpm <= _MAX_DOUBLED_BPM and ratio > _double_threshold(2.0 * bpm):
             log.debug("%.1f BPM: half-beats %.2f of beats: doubling", bpm, ratio)
@@ -444,7 +443,8 @@ def track_beats(
         return _empty(meter_default, _TOO_SHORT)
     ac = _autocorrelation(dp_env, max_lag)
     clarity = float(ac[int(60.0 * _FPS / _MAX_BPM) :].max())
-    min_clarity = 0.16 - 0.12 * sensitivity
+    # The autocorrelation of noise wanders by about 1/sqrt(n): short clips need a margin.
+    min_clarity = 0.16 - 0.12 * sensitivity + 3.0 / math.sqrt(max(1, int(active.sum())))
     log.debug("pulse clarity %.3f (gate %.3f)", clarity, min_clarity)
     candidates = _tempo_candidates(ac)
     if clarity < min_clarity or not candidates:

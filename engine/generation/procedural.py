@@ -396,11 +396,12 @@ def _sky(
             1.0 - _smoothstep(cloud_bottom - 0.12, cloud_bottom, ys)
         )
         alpha = _smoothstep(0.56 - 0.1 * clouds, 0.72, n) * band[:, None] * min(clouds, 1.0)
-        lit = np.clip(1.0 - ys[:, None] * 0.2, 0, 1)
+        # Without a sun, clouds are lit from below (city glow, the horizon's afterglow).
+        lit = np.broadcast_to((0.1 + 0.6 * ys)[:, None], (lh, lw))
         if sun is not None:
             d = _radial(lh, lw, sun[0] / 4.0, sun[1] / 4.0, lh * 0.9)
             lit = np.clip(np.exp(-d * 1.4) * 1.3, 0.0, 1.0) * 0.8 + 0.2
-        shade = _mix(sc.pal.dark, sc.pal.mid, 0.4)
+        shade = _mix(sc.pal.dark, sc.pal.mid, 0.4) if sun is not None else sc.pal.dark * 1.3
         cloud = shade + (_mix(sun_colour, sc.pal.light, 0.3) - shade) * lit[..., None]
         # Denser cloud is darker underneath: a cheap sense of volume.
         cloud = cloud * (1.05 - 0.35 * _smoothstep(0.65, 0.95, n))[..., None]
@@ -525,11 +526,11 @@ def _terrain_layer(
     # straight down as stripes.
     slope_x = np.linspace(0, w, 1024, dtype=np.float32)
     slope = np.gradient(np.interp(slope_x, xs, profile)) * 1024.0 / 6.0
-    slope = cv2.GaussianBlur(slope[None, :].astype(np.float32), (0, 0), 3.0)[0]
+    slope = cv2.GaussianBlur(slope[None, :].astype(np.float32), (0, 0), 7.0)[0]
     cols = np.linspace(0, w, lw, dtype=np.float32)[None, :]
     toward = np.tanh((light_x - cols) / (0.15 * w))
     depth_px = np.clip(rows - ridge_low, 0.0, None)
-    along = cols - toward * depth_px * 0.9
+    along = cols - toward * depth_px * 0.6
     facing = np.tanh(np.interp(along, slope_x, slope) * toward * 2.5)
     facing *= np.exp(-depth_px / max(0.8 * amplitude, 1.0))
     lum = 1.0 + shade * facing
@@ -609,7 +610,7 @@ def _paint_landscape(sc: _Scene) -> np.ndarray:
             top_colour=top_col,
             haze_colour=_mix(haze, top_col, 0.25 + 0.4 * t),
             fog=0.55 * (1.0 - 0.5 * t),
-            shade=(0.35 if kind == "dunes" else 0.22) * (1.0 - 0.3 * t),
+            shade=0.35 * (1.0 - 0.3 * t) if kind == "dunes" else 0.25 * (0.2 + 0.8 * t),
             light_x=sun_x,
         )
     return img
@@ -627,7 +628,7 @@ def _paint_city(sc: _Scene) -> np.ndarray:
         sc,
         [(0.0, p.deep * 0.7), (0.45 * ground / h, p.deep), (ground / h, glow_col)],
         sun=None,
-        sun_colour=p.light,
+        sun_colour=_mix(glow_col, p.light, 0.3),
         glow=0.0,
         clouds=0.5 + 0.4 * rng.random() if rain else 0.3 * rng.random(),
         cloud_top=0.0,
@@ -641,21 +642,23 @@ def _paint_city(sc: _Scene) -> np.ndarray:
             halo = _sky_halo(sc, mx, my, h * 0.035, moon * 0.5)
             img += halo
             _disc(img, mx, my, h * 0.03, moon, crescent=0.5 * rng.random())
-    neon_low = np.zeros((sc.lh, sc.lw, 3), dtype=np.float32)
-    windows_low = np.zeros((sc.lh, sc.lw, 3), dtype=np.float32)
     neon_cols = [p.accent, p.accent2, _mix(p.accent, np.ones(3, np.float32), 0.3)]
     warm = np.array([1.0, 0.78, 0.45], np.float32)
     cool = np.array([0.72, 0.86, 1.0], np.float32)
     depths = 3
     for layer in range(depths):
         t = layer / (depths - 1)
-        colour = _mix(_mix(glow_col, p.dark, 0.5), p.deep * 0.3, 0.25 + 0.75 * t)
+        colour = _mix(_mix(glow_col, p.dark, 0.5), p.deep * 0.3, 0.2 + 0.8 * t**1.6)
         mask = np.zeros((h, w), dtype=np.uint8)
         win = np.zeros((h, w, 3), dtype=np.uint8)
         winmask = np.zeros((h, w), dtype=np.uint8)
         x = -w * 0.02 * rng.random()
         min_w, max_w = w * (0.018 + 0.03 * t), w * (0.045 + 0.07 * t)
         top_y = h
+        # Buildings in one row merge into one silhouette; a tone per column (each
+        # building a little lighter or darker, with a lit edge) keeps them apart.
+        tone = np.ones(w, dtype=np.float32)
+        neon_low = np.zeros((sc.lh, sc.lw, 3), dtype=np.float32)
         while x < w:
             bw = min_w + (max_w - min_w) * rng.random()
             tall = rng.random() ** 1.6
@@ -663,6 +666,10 @@ def _paint_city(sc: _Scene) -> np.ndarray:
             x0, x1, y0 = int(x), int(x + bw), int(ground - bh)
             top_y = min(top_y, y0)
             cv2.rectangle(mask, (x0, y0), (x1, h), 255, -1)
+            c0, c1 = max(0, x0), min(w, x1 + 1)
+            tone[c0:c1] = 0.75 + 0.5 * rng.random()
+            edge = max(1, w // 640)
+            tone[c0 : min(w, c0 + edge)] += 0.5
             style = rng.random()
             if style < 0.25:  # stepped crown
                 inset = int(bw * 0.2)
@@ -675,20 +682,21 @@ def _paint_city(sc: _Scene) -> np.ndarray:
                 cv2.fillPoly(mask, [np.round(tri * 8).astype(np.int32)], 255, cv2.LINE_AA, 3)
             if layer > 0:
                 _windows(rng, win, winmask, x0, y0, x1, ground, h, e, t, warm, cool, p.accent)
-            if layer > 0 and rng.random() < (0.12 + 0.3 * e) * (1.5 - t):
+            if layer > 0 and rng.random() < (0.15 + 0.4 * e) * (1.5 - t):
                 _neon_sign(rng, win, winmask, neon_low, x0, y0, x1, ground, h, neon_cols)
             x += bw + w * 0.004 * rng.random()
         y0 = max(0, top_y - int(h * 0.06))
         field = _vertical(h - y0, [(0.0, colour), (1.0, _mix(colour, glow_col, 0.35 * (1 - t)))])
-        _over(img, field, _to_float(mask, y0), y0)
+        _over(img, field * tone[None, :, None], _to_float(mask, y0), y0)
         wf = _to_float(winmask, y0)
         _over(img, win[y0:].astype(np.float32) * np.float32(1 / 255), wf, y0)
-        windows_low += _shrink(win.astype(np.float32) * np.float32(1 / 255), sc.lw, sc.lh)
-    # Glow: a tight and a wide halo around the neon, a faint one around the windows.
-    glow = cv2.GaussianBlur(neon_low, (0, 0), sc.lh / 90.0) * (0.8 + 0.8 * e)
-    glow += cv2.GaussianBlur(neon_low, (0, 0), sc.lh / 25.0) * (0.6 + 0.6 * e)
-    glow += cv2.GaussianBlur(windows_low, (0, 0), sc.lh / 60.0) * 0.35
-    _screen_add(img, _resize(glow, w, h))
+        # Glow: a tight and a wide halo around the neon, a faint one around the windows.
+        # It is added per row of buildings so that nearer buildings hide it.
+        windows_low = _shrink(win.astype(np.float32) * np.float32(1 / 255), sc.lw, sc.lh)
+        glow = cv2.GaussianBlur(neon_low, (0, 0), sc.lh / 90.0) * (0.8 + 0.8 * e)
+        glow += cv2.GaussianBlur(neon_low, (0, 0), sc.lh / 25.0) * (0.6 + 0.6 * e)
+        glow += cv2.GaussianBlur(windows_low, (0, 0), sc.lh / 60.0) * 0.35
+        _screen_add(img, _resize(glow, w, h))
     if water and ground < h:
         _reflect(sc, img, int(ground), rain)
     if rain:
@@ -722,7 +730,7 @@ def _windows(
     pitch_x = size * 2 + max(1, round(size * rng.random()))
     pitch_y = size * 2 + 1
     margin = max(1, size)
-    lit_p = (0.18 + 0.45 * energy) * (0.6 + 0.8 * rng.random())
+    lit_p = (0.12 + 0.35 * energy) * (0.5 + 0.8 * rng.random())
     palette = (warm, warm, cool, _mix(accent, np.ones(3, np.float32), 0.5))
     base = palette[int(rng.integers(0, len(palette)))]
     ys = np.arange(y0 + margin * 2, int(ground) - size, pitch_y)
@@ -731,7 +739,7 @@ def _windows(
         return
     lit = rng.random((ys.size, xs.size)) < lit_p
     # Lit windows come in clusters (whole floors on), like offices after dark.
-    floors = rng.random(ys.size) < 0.25
+    floors = rng.random(ys.size) < 0.12 + 0.1 * energy
     lit |= floors[:, None] & (rng.random((ys.size, xs.size)) < 0.8)
     levels = 0.55 + 0.45 * rng.random((ys.size, xs.size))
     for iy, ix in zip(*np.nonzero(lit), strict=True):
@@ -780,7 +788,7 @@ def _neon_sign(
         (int(box[0] / q), int(box[1] / q)),
         (int(box[2] / q), int(box[3] / q)),
         cf,
-        -1,
+        1,
     )
 
 

@@ -88,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     song = synthesize_song(demo_song_spec())
     encode_mp3(out_dir / MP3_NAME, song.audio, song.sample_rate)
     write_truth_json(out_dir / TRUTH_NAME, song.truth)
-    for name in (MP3_NAME, TRUTH_NAME):  # atomic writes create 0600 temp files
-        (out_dir / name).chmod(0o644)
     log.info(
         "wrote %s (%.1f s, %d kB) and %s",
         out_dir / MP3_NAME,

@@ -46,3 +46,16 @@ def test_cli_help_runs() -> None:
         capture_output=True, text=True, check=True,
     )
     assert "--preset" in out.stdout and "--json-report" in out.stdout
+
+
+def test_new_files_get_the_usual_permissions(tmp_path: Path) -> None:
+    import os
+
+    target = tmp_path / "out.json"
+    atomic_write_text(target, "{}")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask
+    target.chmod(0o640)
+    atomic_write_text(target, "{}")
+    assert target.stat().st_mode & 0o777 == 0o640
