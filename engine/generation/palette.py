@@ -23,11 +23,16 @@ from collections.abc import Sequence
 
 from engine.errors import ParameterError
 
-__all__ = ["RGB", "THEMES", "palette_from_prompt", "parse_palette", "prompt_words"]
+__all__ = ["RGB", "THEMES", "keywords", "palette_from_prompt", "parse_palette", "prompt_words"]
 
 RGB = tuple[int, int, int]
 
 _MAX_COLOURS = 32
+
+
+def keywords(text: str) -> frozenset[str]:
+    """The whitespace-separated words of ``text`` as a set (for keyword tables)."""
+    return frozenset(text.split())
 
 
 def _hex(*codes: str) -> tuple[RGB, ...]:
@@ -39,88 +44,83 @@ def _hex(*codes: str) -> tuple[RGB, ...]:
 # so that "season" never reads as "sea".
 THEMES: dict[str, tuple[frozenset[str], tuple[RGB, ...]]] = {
     "ocean": (
-        frozenset(
+        keywords(
             "ocean oceans sea seas water waters wave waves beach shore coast coastal "
-            "lake river tide surf underwater marine blue aqua harbor harbour".split()
+            "lake river tide surf underwater marine blue aqua harbor harbour"
         ),
         _hex("#081b38", "#0d4a74", "#177f96", "#6fcfd3", "#e0f6f2"),
     ),
     "sunset": (
-        frozenset(
+        keywords(
             "sunset sunsets dusk fire fires flame flames burning desert deserts dune dunes "
-            "sand sahara canyon heat lava ember embers orange".split()
+            "sand sahara canyon heat lava ember embers orange"
         ),
         _hex("#2a0e3c", "#7b1e5e", "#d8424b", "#f58a36", "#ffd47a"),
     ),
     "dawn": (
-        frozenset("dawn sunrise morning daybreak pastel peach soft".split()),
+        keywords("dawn sunrise morning daybreak pastel peach soft"),
         _hex("#1c2344", "#5a5e98", "#d98fa6", "#ffbf9e", "#fff3df"),
     ),
     "neon": (
-        frozenset(
+        keywords(
             "neon city cities night nights nighttime urban street streets skyline "
-            "downtown cyberpunk metropolis tokyo club electric rave".split()
+            "downtown cyberpunk metropolis tokyo club electric rave"
         ),
         _hex("#060a1e", "#1b1450", "#00cfff", "#ff2fb4", "#fff07a"),
     ),
     "synthwave": (
-        frozenset("synthwave vaporwave retro retrowave outrun eighties 80s arcade".split()),
+        keywords("synthwave vaporwave retro retrowave outrun eighties 80s arcade"),
         _hex("#12062e", "#3d0f5c", "#ff2a6d", "#05d9e8", "#ffb86b"),
     ),
     "forest": (
-        frozenset(
+        keywords(
             "forest forests tree trees wood woods woodland pine pines jungle grove moss "
-            "fern leaf leaves green nature meadow valley".split()
+            "fern leaf leaves green nature meadow valley"
         ),
         _hex("#0a1d13", "#1e4a2b", "#4d7c3a", "#a1c46b", "#e7e4b4"),
     ),
     "autumn": (
-        frozenset("autumn fall harvest rust maple october".split()),
+        keywords("autumn fall harvest rust maple october"),
         _hex("#24120a", "#6b2a12", "#b5521b", "#e39a3b", "#f6dca0"),
     ),
     "space": (
-        frozenset(
+        keywords(
             "space nebula nebulae galaxy galaxies star stars starry cosmos cosmic universe "
-            "planet planets orbit astronaut interstellar galactic purple void".split()
+            "planet planets orbit astronaut interstellar galactic purple void"
         ),
         _hex("#05030f", "#1f0f40", "#4c2a8c", "#b24fd0", "#92d3ff"),
     ),
     "gold": (
-        frozenset(
-            "gold golden warm glow glowing amber honey sunlight sunny candle luxury "
-            "light lights".split()
+        keywords(
+            "gold golden warm glow glowing amber honey sunlight sunny candle luxury light lights"
         ),
         _hex("#1a0e04", "#5c3610", "#b9761b", "#f3b645", "#fff2c4"),
     ),
     "ice": (
-        frozenset(
-            "ice icy snow snowy frozen frost winter arctic glacier cold crystal".split()
-        ),
+        keywords("ice icy snow snowy frozen frost winter arctic glacier cold crystal"),
         _hex("#0c1a2b", "#2d4a6c", "#7ea8ca", "#cfe6f6", "#f5fbff"),
     ),
     "noir": (
-        frozenset(
+        keywords(
             "monochrome noir black white grey gray greyscale grayscale shadow shadows "
-            "silhouette smoke".split()
+            "silhouette smoke"
         ),
         _hex("#0a0a0b", "#2a2a2d", "#66666b", "#b3b3b6", "#f0f0ee"),
     ),
     "storm": (
-        frozenset(
-            "storm stormy rain rainy thunder lightning cloud clouds fog foggy mist misty".split()
-        ),
+        keywords("storm stormy rain rainy thunder lightning cloud clouds fog foggy mist misty"),
         _hex("#0d1117", "#26303d", "#4f6275", "#93a6b5", "#dfe7ec"),
     ),
     "love": (
-        frozenset("love heart romance romantic rose roses pink kiss valentine".split()),
+        keywords("love heart romance romantic rose roses pink kiss valentine"),
         _hex("#2a0614", "#6e1232", "#c2305e", "#f27aa0", "#ffd6e2"),
     ),
     "dark": (
-        frozenset("dark darkness horror blood evil hell demon red crimson".split()),
+        keywords("dark darkness horror blood evil hell demon red crimson"),
         _hex("#070304", "#2c0609", "#6e0d14", "#b3202a", "#f0a08a"),
     ),
     "dream": (
-        frozenset("dream dreamy dreams ethereal heaven heavenly angel fantasy magic".split()),
+        keywords("dream dreamy dreams ethereal heaven heavenly angel fantasy magic"),
         _hex("#1e1a3a", "#5b4f8f", "#a48fd0", "#f2b8d8", "#fdf3ff"),
     ),
 }

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.generation.palette import RGB, palette_from_prompt, prompt_words
+from engine.generation.palette import RGB, keywords, palette_from_prompt, prompt_words
 from engine.generation.types import StillRequest
 
 __all__ = ["COMPOSITIONS", "ProceduralBackend", "composition_for_prompt"]
@@ -53,31 +53,31 @@ logger = logging.getLogger(__name__)
 COMPOSITIONS: tuple[str, ...] = ("landscape", "city", "ocean", "space", "abstract", "forest")
 
 _FAMILY_WORDS: dict[str, frozenset[str]] = {
-    "space": frozenset(
+    "space": keywords(
         "space nebula nebulae galaxy galaxies cosmos cosmic universe planet planets orbit "
-        "astronaut interstellar galactic stars starry starfield supernova".split()
+        "astronaut interstellar galactic stars starry starfield supernova"
     ),
-    "city": frozenset(
+    "city": keywords(
         "city cities neon urban street streets skyline downtown cyberpunk metropolis tokyo "
-        "skyscraper skyscrapers building buildings rooftop rooftops traffic".split()
+        "skyscraper skyscrapers building buildings rooftop rooftops traffic"
     ),
-    "ocean": frozenset(
+    "ocean": keywords(
         "ocean oceans sea seas wave waves beach shore coast coastal surf tide seascape "
-        "lake bay harbor harbour island islands".split()
+        "lake bay harbor harbour island islands"
     ),
-    "forest": frozenset(
+    "forest": keywords(
         "forest forests tree trees wood woods woodland pine pines jungle grove fir firs "
-        "redwood redwoods".split()
+        "redwood redwoods"
     ),
-    "landscape": frozenset(
+    "landscape": keywords(
         "mountain mountains peak peaks hill hills desert deserts dune dunes valley canyon "
         "sunset sunrise dusk dawn landscape field fields meadow plains prairie volcano "
-        "alps cliffs moon moonlight".split()
+        "alps cliffs moon moonlight"
     ),
-    "abstract": frozenset(
+    "abstract": keywords(
         "abstract bokeh geometric geometry shape shapes ribbon ribbons flow flowing light "
         "lights gold golden particles fractal kaleidoscope dream dreamy colors colours "
-        "liquid silk glow glowing".split()
+        "liquid silk glow glowing"
     ),
 }
 
@@ -245,8 +245,10 @@ def _screen_add(img: np.ndarray, light: np.ndarray, y0: int = 0) -> None:
 def _poly_mask(h: int, w: int, polys: Sequence[np.ndarray]) -> np.ndarray:
     """Anti-aliased uint8 mask of filled polygons given in float pixel coordinates."""
     mask = np.zeros((h, w), dtype=np.uint8)
-    pts = [np.round(p * 8.0).astype(np.int32) for p in polys]
-    cv2.fillPoly(mask, pts, 255, cv2.LINE_AA, shift=3)
+    # One call per polygon: a single fillPoly call over several contours fills by the
+    # even-odd rule, punching holes where the shapes overlap.
+    for poly in polys:
+        cv2.fillPoly(mask, [np.round(poly * 8.0).astype(np.int32)], 255, cv2.LINE_AA, shift=3)
     return mask
 
 
@@ -566,7 +568,7 @@ def _paint_landscape(sc: _Scene) -> np.ndarray:
     else:
         top, upper, low = _mix(p.dark, p.deep, 0.3), p.mid, _mix(p.light, p.bright, 0.5)
         sun_col = _mix(p.bright, np.array([1.0, 0.95, 0.85], np.float32), 0.5)
-        glow = 0.45 + 0.45 * e
+        glow = 0.4 + 0.3 * e
     stops = [
         (0.0, top),
         (horizon / h * 0.55, upper),
@@ -653,7 +655,9 @@ def _paint_city(sc: _Scene) -> np.ndarray:
         win = np.zeros((h, w, 3), dtype=np.uint8)
         winmask = np.zeros((h, w), dtype=np.uint8)
         x = -w * 0.02 * rng.random()
-        min_w, max_w = w * (0.018 + 0.03 * t), w * (0.045 + 0.07 * t)
+        # Widths follow the longer side, so a portrait frame shows fewer, wider towers.
+        unit = max(w, h)
+        min_w, max_w = unit * (0.018 + 0.03 * t), unit * (0.045 + 0.07 * t)
         top_y = h
         # Buildings in one row merge into one silhouette; a tone per column (each
         # building a little lighter or darker, with a lit edge) keeps them apart.
@@ -681,9 +685,34 @@ def _paint_city(sc: _Scene) -> np.ndarray:
                 tri = np.array([[x0, y0], [x1, y0], [(x0 + x1) / 2, y0 - bh * 0.2]], np.float32)
                 cv2.fillPoly(mask, [np.round(tri * 8).astype(np.int32)], 255, cv2.LINE_AA, 3)
             if layer > 0:
-                _windows(rng, win, winmask, x0, y0, x1, ground, h, e, t, warm, cool, p.accent)
+                _windows(
+                    rng,
+                    win,
+                    winmask,
+                    x0=x0,
+                    y0=y0,
+                    x1=x1,
+                    ground=ground,
+                    h=h,
+                    energy=e,
+                    depth=t,
+                    warm=warm,
+                    cool=cool,
+                    accent=p.accent,
+                )
             if layer > 0 and rng.random() < (0.15 + 0.4 * e) * (1.5 - t):
-                _neon_sign(rng, win, winmask, neon_low, x0, y0, x1, ground, h, neon_cols)
+                _neon_sign(
+                    rng,
+                    win,
+                    winmask,
+                    neon_low,
+                    x0=x0,
+                    y0=y0,
+                    x1=x1,
+                    ground=ground,
+                    h=h,
+                    colours=neon_cols,
+                )
             x += bw + w * 0.004 * rng.random()
         y0 = max(0, top_y - int(h * 0.06))
         field = _vertical(h - y0, [(0.0, colour), (1.0, _mix(colour, glow_col, 0.35 * (1 - t)))])
@@ -692,7 +721,7 @@ def _paint_city(sc: _Scene) -> np.ndarray:
         _over(img, win[y0:].astype(np.float32) * np.float32(1 / 255), wf, y0)
         # Glow: a tight and a wide halo around the neon, a faint one around the windows.
         # It is added per row of buildings so that nearer buildings hide it.
-        windows_low = _shrink(win.astype(np.float32) * np.float32(1 / 255), sc.lw, sc.lh)
+        windows_low = _shrink(win, sc.lw, sc.lh).astype(np.float32) * np.float32(1 / 255)
         glow = cv2.GaussianBlur(neon_low, (0, 0), sc.lh / 90.0) * (0.8 + 0.8 * e)
         glow += cv2.GaussianBlur(neon_low, (0, 0), sc.lh / 25.0) * (0.6 + 0.6 * e)
         glow += cv2.GaussianBlur(windows_low, (0, 0), sc.lh / 60.0) * 0.35
@@ -714,6 +743,7 @@ def _windows(
     rng: np.random.Generator,
     win: np.ndarray,
     winmask: np.ndarray,
+    *,
     x0: int,
     y0: int,
     x1: int,
@@ -742,8 +772,9 @@ def _windows(
     floors = rng.random(ys.size) < 0.12 + 0.1 * energy
     lit |= floors[:, None] & (rng.random((ys.size, xs.size)) < 0.8)
     levels = 0.55 + 0.45 * rng.random((ys.size, xs.size))
+    shades = np.clip(levels[..., None] * base * 255.0, 0, 255).astype(int).tolist()
     for iy, ix in zip(*np.nonzero(lit), strict=True):
-        c = tuple(int(v) for v in np.clip(base * levels[iy, ix] * 255.0, 0, 255))
+        c = tuple(shades[iy][ix])
         px, py = int(xs[ix]), int(ys[iy])
         cv2.rectangle(win, (px, py), (px + size - 1, py + size - 1), c, -1)
         cv2.rectangle(winmask, (px, py), (px + size - 1, py + size - 1), 255, -1)
@@ -754,6 +785,7 @@ def _neon_sign(
     win: np.ndarray,
     winmask: np.ndarray,
     neon_low: np.ndarray,
+    *,
     x0: int,
     y0: int,
     x1: int,
@@ -807,7 +839,9 @@ def _reflect(sc: _Scene, img: np.ndarray, ground: int, rain: bool) -> None:
     map_y = np.broadcast_to(ground - depth, (rows, w)).astype(np.float32)
     map_y = map_y + ripple * (depth / rows) * h * 0.01
     src = img[:ground]
-    refl = cv2.remap(src, map_x.astype(np.float32), map_y, cv2.INTER_LINEAR, None, cv2.BORDER_REFLECT)
+    refl = cv2.remap(
+        src, map_x.astype(np.float32), map_y, cv2.INTER_LINEAR, None, cv2.BORDER_REFLECT
+    )
     k = max(3, (h // 80) | 1)
     refl = cv2.blur(refl, (max(1, k // 3), k * (2 if rain else 1)))
     water = _vertical(rows, [(0.0, sc.pal.dark * 0.8), (1.0, sc.pal.deep * 0.5)])
@@ -853,7 +887,7 @@ def _paint_ocean(sc: _Scene) -> np.ndarray:
         stops,
         sun=(sun_x, sun_y, sun_r),
         sun_colour=sun_col,
-        glow=0.4 + 0.5 * e,
+        glow=0.4 + 0.3 * e,
         clouds=0.2 + 0.7 * rng.random(),
         cloud_top=0.0,
         cloud_bottom=horizon / h - 0.04,
@@ -876,13 +910,16 @@ def _paint_ocean(sc: _Scene) -> np.ndarray:
             shade=0.0,
             light_x=sun_x,
         )
-    img[horizon:] = _sea(sc, horizon, sun_x, sun_y, sun_r, sun_col, hz_col)
+    img[horizon:] = _sea(
+        sc, horizon=horizon, sun_x=sun_x, sun_y=sun_y, sun_r=sun_r, sun_col=sun_col, hz_col=hz_col
+    )
     img[horizon : horizon + max(1, h // 540)] += hz_col * 0.15
     return img
 
 
 def _sea(
     sc: _Scene,
+    *,
     horizon: int,
     sun_x: float,
     sun_y: float,
@@ -903,7 +940,7 @@ def _sea(
     tex = _fbm(wave_rng, tex_h, tex_w, cells=6.0, octaves=6, stretch=3.5, gain=0.55)
     crest = (1.0 - np.abs(2.0 * tex - 1.0)) ** 5
     t = (np.arange(rows, dtype=np.float32) + 0.6)[:, None] / rows
-    xs = (np.arange(hw, dtype=np.float32)[None, :] - hw / 2.0) / hw
+    xs = (np.arange(hw, dtype=np.float32)[None, :] - hw / 2.0) / (hh * 16.0 / 9.0)
     depth = 1.0 / (t + 0.06)
     map_x = (xs * depth * 420.0 + tex_w / 2.0).astype(np.float32)
     map_y = np.broadcast_to(depth * 120.0, (rows, hw)).astype(np.float32)
@@ -923,8 +960,8 @@ def _sea(
     crests = sample(crest)
     # Fresnel: the sea mirrors the sky near the horizon and shows its own colour close by.
     base = _vertical(rows, [(0.0, _mix(hz_col, p.mid, 0.35)), (0.3, p.dark), (1.0, p.deep)])
-    chop = (0.45 + 0.6 * e) * (0.25 + 0.75 * near)
-    sea = base * (1.0 + (waves - 0.5) * chop * 1.6)[..., None]
+    chop = (0.35 + 0.25 * e) * (0.25 + 0.75 * near)
+    sea = base * (1.0 + (waves - 0.5) * chop * 1.5)[..., None]
     sea += (crests * (0.15 + 0.35 * e) * (0.3 + 0.7 * (1.0 - t)))[..., None] * hz_col
     sx = sun_x / 2.0
     spread = hw * (0.02 + 0.11 * t) * (sun_r / (h * 0.05)) ** 0.5
@@ -962,15 +999,13 @@ def _paint_space(sc: _Scene) -> np.ndarray:
     d = _smoothstep(0.35, 0.85, dens * (0.55 + 0.6 * body)) ** 1.3
     filaments = (1.0 - np.abs(2.0 * fil - 1.0)) ** 8 * _smoothstep(0.2, 0.7, dens)
     colour = _gradient(hue, [p.dark, p.mid, p.accent, p.accent2, p.light])
-    neb = colour * (d * (0.75 + 0.7 * e))[..., None]
+    neb = colour * (d * (0.7 + 0.45 * e))[..., None]
     neb += colour * (filaments * (0.5 + 0.6 * e))[..., None]
-    neb += _mix(p.bright, np.ones(3, np.float32), 0.4) * (d**3 * (0.5 + 0.5 * e))[..., None]
+    neb += _mix(p.bright, np.ones(3, np.float32), 0.4) * (d**3 * (0.3 + 0.3 * e))[..., None]
     neb *= (1.0 - 0.75 * _smoothstep(0.55, 0.78, dust))[..., None]
     base = _gradient(body, [p.deep * 0.25, p.deep * 0.8])
     img = _resize((base + neb).astype(np.float32), w, h)
-    _stars(
-        sc, img, count=int(w * h / 350 * (0.5 + e)), y_max=1.0, big=int(6 + 10 * e), rng=rng
-    )
+    _stars(sc, img, count=int(w * h / 350 * (0.5 + e)), y_max=1.0, big=int(6 + 10 * e), rng=rng)
     if rng.random() < 0.7 or sc.has("planet", "planets", "moon", "orbit"):
         _planet(sc, img, sc.rng("planet"))
     return img
@@ -978,7 +1013,7 @@ def _paint_space(sc: _Scene) -> np.ndarray:
 
 def _planet(sc: _Scene, img: np.ndarray, rng: np.random.Generator) -> None:
     h, w, p = sc.h, sc.w, sc.pal
-    r = h * (0.12 + 0.25 * rng.random())
+    r = min(h, w) * (0.12 + 0.25 * rng.random())
     corner = int(rng.integers(0, 4))
     cx = w * (0.18 if corner % 2 == 0 else 0.82) + (rng.random() - 0.5) * w * 0.1
     cy = h * (0.25 if corner < 2 else 0.78) + (rng.random() - 0.5) * h * 0.1
@@ -1016,12 +1051,14 @@ def _planet(sc: _Scene, img: np.ndarray, rng: np.random.Generator) -> None:
     region *= (1.0 - alpha * 0.97)[..., None]
     region += halo[..., None] * atmo * 0.7
     _over(region, body, alpha)
-    if rng.random() < 0.45:
-        _ring(region, dx, dy, r, dist, lambert, _mix(p.light, p.bright, 0.5), rng)
+    if rng.random() < 0.45 or sc.has("ring", "rings", "ringed", "saturn"):
+        ring_col = _mix(p.light, p.bright, 0.5)
+        _ring(region, dx=dx, dy=dy, r=r, dist=dist, lambert=lambert, colour=ring_col, rng=rng)
 
 
 def _ring(
     region: np.ndarray,
+    *,
     dx: np.ndarray,
     dy: np.ndarray,
     r: float,
@@ -1078,7 +1115,7 @@ def _ribbons(sc: _Scene, img: np.ndarray, rng: np.random.Generator) -> None:
     xs = np.linspace(0.0, 1.0, hw, dtype=np.float32)
     ys = np.arange(hh, dtype=np.float32)[:, None]
     colours = [p.accent, p.accent2, p.light, p.bright, p.mid]
-    count = 2 + int(round(2 * e + rng.random()))
+    count = 2 + round(2 * e + rng.random())
     for i in range(count):
         f1, f2 = 0.6 + 1.4 * rng.random(), 1.5 + 2.0 * rng.random()
         ph1, ph2 = rng.random() * math.tau, rng.random() * math.tau
@@ -1099,22 +1136,24 @@ def _ribbons(sc: _Scene, img: np.ndarray, rng: np.random.Generator) -> None:
 
 
 def _geometric(sc: _Scene, img: np.ndarray, rng: np.random.Generator) -> None:
+    """Translucent polygons and discs with soft drop shadows, some as glowing frames."""
     h, w, p, e = sc.h, sc.w, sc.pal, sc.energy
-    count = 4 + int(round(6 * e))
+    count = 4 + round(6 * e)
     colours = [p.accent, p.accent2, p.light, p.mid, p.bright]
-    shadow_off = np.array([0.012 * h, 0.02 * h], np.float32)
+    unit = min(h, w)
+    shadow_off = np.array([0.012 * unit, 0.02 * unit], np.float32)
+    glow_low = np.zeros((sc.lh, sc.lw, 3), dtype=np.float32)
+    # Shapes gather along a gentle diagonal so the frame has a direction to read.
+    slope = (rng.random() - 0.5) * 0.8
     for i in range(count):
-        cx, cy = w * rng.random(), h * (0.1 + 0.8 * rng.random())
-        size = h * (0.08 + 0.22 * rng.random()) * (1.0 - 0.4 * i / count)
-        kind = int(rng.integers(0, 3))
+        cx = w * (0.05 + 0.9 * rng.random())
+        cy = h * (0.5 + slope * (cx / w - 0.5)) + h * 0.28 * (rng.random() - 0.5) * 2.0
+        size = unit * (0.06 + 0.2 * rng.random()) * (1.0 - 0.4 * i / count)
+        sides = (3, 4, 6, 0)[int(rng.integers(0, 4))]
         rot = rng.random() * math.tau
-        sides = (3, 4, 0)[kind]
-        if sides:
-            angles = rot + np.arange(sides) * math.tau / sides
-            pts = np.stack([cx + size * np.cos(angles), cy + size * np.sin(angles)], 1)
-        else:
-            angles = np.linspace(0.0, math.tau, 64, endpoint=False)
-            pts = np.stack([cx + size * np.cos(angles), cy + size * np.sin(angles)], 1)
+        n_pts = sides or 72
+        angles = rot + np.arange(n_pts) * math.tau / n_pts
+        pts = np.stack([cx + size * np.cos(angles), cy + size * np.sin(angles)], 1)
         pts = pts.astype(np.float32)
         x0 = int(max(0, pts[:, 0].min() - size * 0.5))
         x1 = int(min(w, pts[:, 0].max() + size * 0.5 + shadow_off[0] * 2))
@@ -1125,17 +1164,36 @@ def _geometric(sc: _Scene, img: np.ndarray, rng: np.random.Generator) -> None:
         local = pts - np.array([x0, y0], np.float32)
         bh, bw = y1 - y0, x1 - x0
         shape = _to_float(_poly_mask(bh, bw, [local]))
-        shadow = _to_float(_poly_mask(bh, bw, [local + shadow_off]))
-        shadow = cv2.GaussianBlur(shadow, (0, 0), size * 0.12 + 1.0)
-        region = img[y0:y1, x0:x1]
-        region *= (1.0 - 0.55 * shadow)[..., None]
         col = colours[i % len(colours)]
-        yy = np.linspace(0.0, 1.0, bh, dtype=np.float32)[:, None, None]
-        fill = _mix(col, np.ones(3, np.float32), 0.25) * (1.05 - 0.45 * yy) * (0.7 + 0.4 * e)
-        if rng.random() < 0.35:  # an outline only: a glowing frame
-            inner = _to_float(_poly_mask(bh, bw, [cx - x0 + (local - [cx - x0, cy - y0]) * 0.9]))
+        col2 = colours[(i + 2) % len(colours)]
+        frame = rng.random() < 0.35
+        if frame:  # an outline only: a glowing frame
+            centre = np.array([cx - x0, cy - y0], np.float32)
+            inner = _to_float(_poly_mask(bh, bw, [centre + (local - centre) * 0.88]))
             shape = np.clip(shape - inner, 0.0, 1.0)
-        _over(region, fill, shape * (0.85 + 0.15 * rng.random()))
+            lo = (local + np.array([x0, y0], np.float32)) / 4.0
+            cv2.polylines(
+                glow_low,
+                [np.round(lo * 8).astype(np.int32)],
+                True,
+                tuple(float(c) for c in col),
+                1,
+                cv2.LINE_AA,
+                3,
+            )
+        else:
+            shadow = _to_float(_poly_mask(bh, bw, [local + shadow_off]))
+            shadow = cv2.GaussianBlur(shadow, (0, 0), size * 0.12 + 1.0)
+            img[y0:y1, x0:x1] *= (1.0 - 0.5 * shadow)[..., None]
+        region = img[y0:y1, x0:x1]
+        yy = np.linspace(0.0, 1.0, bh, dtype=np.float32)[:, None, None]
+        xx = np.linspace(0.0, 1.0, bw, dtype=np.float32)[None, :, None]
+        fill = col + (col2 - col) * (0.6 * yy + 0.4 * xx)
+        fill = fill * (1.1 - 0.35 * yy) * (0.75 + 0.35 * e)
+        alpha = 1.0 if frame else 0.55 + 0.4 * rng.random()
+        _over(region, fill, shape * alpha)
+    glow = cv2.GaussianBlur(glow_low, (0, 0), sc.lh / 80.0) * (1.5 + 1.5 * e)
+    _screen_add(img, _resize(glow, w, h))
 
 
 def _bokeh(sc: _Scene, img: np.ndarray, rng: np.random.Generator, *, count: int) -> None:
@@ -1145,7 +1203,7 @@ def _bokeh(sc: _Scene, img: np.ndarray, rng: np.random.Generator, *, count: int)
     acc = np.zeros((hh, hw, 3), dtype=np.float32)
     colours = [p.bright, p.light, p.accent, p.accent2]
     for i in range(count):
-        r = hh * (0.015 + 0.07 * rng.random() ** 2)
+        r = min(hh, hw) * (0.015 + 0.07 * rng.random() ** 2)
         cx, cy = hw * rng.random(), hh * rng.random()
         x0, x1 = max(0, int(cx - r - 2)), min(hw, int(cx + r + 3))
         y0, y1 = max(0, int(cy - r - 2)), min(hh, int(cy + r + 3))
@@ -1173,7 +1231,7 @@ def _conifer(
     right: list[tuple[float, float]] = []
     for k in range(tiers + 1):
         f = k / tiers
-        y = top + f * height * 0.92
+        y = top + f * height * 0.96
         half = width * 0.5 * f**0.9 * (0.85 + 0.3 * rng.random())
         droop = height * 0.03
         left.append((x - half, y + droop))
@@ -1183,8 +1241,8 @@ def _conifer(
     trunk = width * 0.05 + 1.0
     outline = [(x, top)]
     outline += right
-    outline += [(x + trunk, base - height * 0.06), (x + trunk, base + 4), (x - trunk, base + 4)]
-    outline += [(x - trunk, base - height * 0.06)]
+    outline += [(x + trunk, base - height * 0.02), (x + trunk, base + 4), (x - trunk, base + 4)]
+    outline += [(x - trunk, base - height * 0.02)]
     outline += left[::-1]
     return np.array(outline, dtype=np.float32)
 
@@ -1201,29 +1259,35 @@ def _paint_forest(sc: _Scene) -> np.ndarray:
         [(0.0, _mix(p.mid, p.light, 0.5)), (0.5, fog_col), (1.0, _mix(fog_col, p.mid, 0.4))],
         sun=(light_x, light_y, h * 0.08),
         sun_colour=sun_col,
-        glow=0.5 + 0.4 * e,
+        glow=0.45 + 0.25 * e,
         clouds=0.0,
         cloud_top=0.0,
         cloud_bottom=0.0,
     )
     layers = 4
     ground = h * (0.9 + 0.05 * rng.random())
+    # Trees are sized by the height; in a portrait frame they are slimmer and shorter so
+    # the nearest row does not close the frame into one dark mass.
+    slim = min(1.0, (w / h) / (16.0 / 9.0)) ** 0.5
+    size = 0.55 + 0.45 * slim
     rays = _god_rays(sc, light_x, light_y, sun_col)
     for layer in range(layers):
         t = layer / (layers - 1)
         colour = _mix(_mix(fog_col, p.mid, 0.45), p.deep * 0.4, t**0.9)
         base = ground - h * (0.25 - 0.25 * t) + h * 0.05 * t
-        tree_h = h * (0.22 + 0.55 * t**1.2)
-        spacing = w * (0.035 + 0.08 * t) / (0.7 + 0.6 * e)
+        tree_h = h * (0.22 + 0.55 * t**1.2) * size
+        spacing = tree_h * 0.38 * slim * 0.7 / (0.7 + 0.6 * e)
         polys: list[np.ndarray] = []
         x = -spacing * rng.random()
         while x < w + spacing:
             th = tree_h * (0.6 + 0.6 * rng.random())
-            polys.append(_conifer(rng, x, base + h * 0.03 * rng.random(), th, th * 0.38))
+            tree_w = th * 0.38 * slim
+            polys.append(_conifer(rng, x, base + h * 0.03 * rng.random(), th, tree_w))
             x += spacing * (0.5 + 0.9 * rng.random())
-        hill = _ridge(rng, 128, "hills", 0.3)
-        xs = np.linspace(-2, w + 2, 128, dtype=np.float32)
-        gy = base - h * 0.02 * hill
+        # Undergrowth: a bushy band that merges the trees' lowest branches.
+        hill = _ridge(rng, 256, "hills", 1.0)
+        xs = np.linspace(-2, w + 2, 256, dtype=np.float32)
+        gy = base - tree_h * (0.1 + 0.12 * hill)
         polys.append(np.concatenate([np.stack([xs, gy], 1), [[w + 2, h + 2], [-2, h + 2]]]))
         mask = _poly_mask(h, w, [q.astype(np.float32) for q in polys])
         y0 = max(0, int(base - tree_h * 1.25) - 2)
@@ -1235,7 +1299,7 @@ def _paint_forest(sc: _Scene) -> np.ndarray:
         if layer < layers - 1:  # mist between the rows of trees
             mist = _fbm(sc.rng(f"mist{layer}"), sc.lh, sc.lw, cells=1.5, octaves=4, stretch=4.0)
             ys = (np.arange(sc.lh, dtype=np.float32)[:, None] * 4.0 - base) / h
-            band = np.exp(-((ys + 0.02) / 0.1) ** 2) * _smoothstep(0.35, 0.75, mist) * 0.6
+            band = np.exp(-(((ys + 0.03) / 0.1) ** 2)) * _smoothstep(0.3, 0.7, mist) * 0.75
             _over(img, fog_col, _resize(band.astype(np.float32), w, h))
     return img
 
@@ -1276,18 +1340,18 @@ def _finish(sc: _Scene, img: np.ndarray) -> np.ndarray:
     h, w, e, p = sc.h, sc.w, sc.energy, sc.pal
     lh, lw = sc.lh, sc.lw
     small = _shrink(img, lw, lh)
-    bright = np.clip(small - 0.62, 0.0, None)
+    bright = np.clip(small - 0.7, 0.0, None)
     bloom = cv2.GaussianBlur(bright, (0, 0), lh / 60.0) * 0.6
     bloom += cv2.GaussianBlur(bright, (0, 0), lh / 14.0) * 0.8
     # The vignette is smooth too, so it rides along at quarter size.
     d = _radial(lh, lw, lw / 2.0, lh / 2.0, math.hypot(lw, lh) / 2.0)
     vignette = 1.0 - (0.22 + 0.12 * (1.0 - e)) * _smoothstep(0.35, 1.05, d)
-    lowres = np.concatenate([bloom * (0.35 + 0.55 * e), vignette[..., None]], axis=2)
+    lowres = np.concatenate([bloom * (0.3 + 0.35 * e), vignette[..., None]], axis=2)
     lowres = _resize(lowres.astype(np.float32), w, h)
     img += lowres[..., :3]
 
     # Grade as one affine colour transform: exposure, saturation, contrast, split tone.
-    exposure = 0.88 + 0.24 * e + sc.exposure
+    exposure = 0.9 + 0.12 * e + sc.exposure
     saturation = 0.72 + 0.6 * e
     contrast = 0.86 + 0.42 * e
     pivot = 0.42
