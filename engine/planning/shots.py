@@ -120,11 +120,16 @@ def _stable_int(*parts: object) -> int:
     return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
+# Section boundaries and downbeats come from different estimators; a downbeat this close
+# before a section's start belongs to that section.
+_BOUNDARY_TOLERANCE = 0.06
+
+
 def _section_at(sections: list[AudioSection], time: float) -> int:
-    for i, section in enumerate(sections):
-        if section.start <= time + 1e-6 < section.end:
+    for i in range(len(sections) - 1, -1, -1):
+        if time + _BOUNDARY_TOLERANCE >= sections[i].start:
             return i
-    return max(0, len(sections) - 1)
+    return 0
 
 
 def _boundaries_from_downbeats(

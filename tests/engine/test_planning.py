@@ -150,3 +150,16 @@ def test_blend_weights() -> None:
     a = np.zeros((2, 2, 3), np.uint8)
     b = np.full((2, 2, 3), 200, np.uint8)
     assert blend([a, b], [0.25, 0.75])[0, 0, 0] == 150
+
+
+def test_downbeat_just_before_a_section_start_belongs_to_the_new_section() -> None:
+    analysis = make_analysis(bars=8, sections=[("verse", 4), ("chorus", 4)])
+    late = [
+        AudioSection(start=s.start + (0.03 if i else 0.0), end=s.end, label=s.label,
+                     confidence=1.0)
+        for i, s in enumerate(analysis.sections)
+    ]
+    shifted = AudioAnalysis(**{**analysis.__dict__, "sections": late})
+    shots = plan_shots(shifted, phrase_bars=4)
+    assert [s.section for s in shots] == ["verse", "chorus"]
+    assert shots.shots[1].position == "5:1"

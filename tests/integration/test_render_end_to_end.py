@@ -164,3 +164,31 @@ def test_silence_renders_with_even_cuts_and_a_warning(tmp_path: Path) -> None:
     report = json.loads(report_path.read_text())
     assert report["planning_warnings"]
     assert report["output"]["frames"] == 6 * 24
+
+
+def test_cancelling_mid_render_leaves_nothing_behind(tiny_song: Path, tmp_path: Path) -> None:
+    from engine.config import ConfigManager
+    from engine.context import StageContext
+    from engine.errors import CancelledError
+    from engine.events import JobEvent, JobProgress
+    from engine.orchestrator.render_pipeline import RenderRequest, render_video
+
+    out = tmp_path / "out" / "video.mp4"
+    out.parent.mkdir()
+    context = StageContext()
+    seen: list[JobProgress] = []
+
+    def sink(event: JobEvent) -> None:
+        if isinstance(event, JobProgress):
+            seen.append(event)
+            if event.stage == "assemble" and event.step > 0:
+                context.cancel_event.set()
+
+    context.sink = sink
+    request = RenderRequest(audio_path=tiny_song, output_path=out, preset="draft",
+                            cache_dir=tmp_path / "cache")
+    with pytest.raises(CancelledError, match="cancelled during assemble"):
+        render_video(request, config=ConfigManager().config, context=context)
+    assert list(out.parent.iterdir()) == []
+    stages = list(dict.fromkeys(e.stage for e in seen))
+    assert stages == ["analyse", "plan", "generate", "assemble"]
