@@ -28,8 +28,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def bare_encode(song: Path, out: Path, preset: dict, frames: int) -> float:
     settings = EncodeSettings(
-        width=preset["width"], height=preset["height"], fps=preset["fps"], crf=preset["crf"],
-        speed=preset["encoder_speed"], audio_bitrate=preset["audio_bitrate"],
+        width=preset["width"],
+        height=preset["height"],
+        fps=preset["fps"],
+        crf=preset["crf"],
+        speed=preset["encoder_speed"],
+        audio_bitrate=preset["audio_bitrate"],
     )
     rng = np.random.default_rng(0)
     still = rng.integers(0, 255, (preset["height"], preset["width"], 3), dtype=np.uint8)
@@ -51,29 +55,42 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "demo.mp4"
         cold = render_video(
-            RenderRequest(audio_path=args.song, output_path=out, preset=args.preset,
-                          cache_dir=Path(tmp) / "cache"),
+            RenderRequest(
+                audio_path=args.song,
+                output_path=out,
+                preset=args.preset,
+                cache_dir=Path(tmp) / "cache",
+            ),
             config=config,
         )
         warm = render_video(
-            RenderRequest(audio_path=args.song, output_path=out, preset=args.preset,
-                          cache_dir=Path(tmp) / "cache"),
+            RenderRequest(
+                audio_path=args.song,
+                output_path=out,
+                preset=args.preset,
+                cache_dir=Path(tmp) / "cache",
+            ),
             config=config,
         )
         frames = cold["output"]["frames"]
-        bare = bare_encode(args.song, Path(tmp) / "bare.mp4", config["presets"][args.preset],
-                           frames)
+        bare = bare_encode(
+            args.song, Path(tmp) / "bare.mp4", config["presets"][args.preset], frames
+        )
     duration = cold["analysis"]["duration"]
-    print(f"song: {args.song.name}, {duration:.1f} s, preset {args.preset} "
-          f"({cold['output']['width']}x{cold['output']['height']} {cold['output']['fps']} fps, "
-          f"{frames} frames, {len(cold['shots'])} shots)")
+    print(
+        f"song: {args.song.name}, {duration:.1f} s, preset {args.preset} "
+        f"({cold['output']['width']}x{cold['output']['height']} {cold['output']['fps']} fps, "
+        f"{frames} frames, {len(cold['shots'])} shots)"
+    )
     print(f"{'stage':<10}{'first run s':>12}{'re-run s':>10}")
     for stage in ("analyse", "plan", "generate", "assemble", "total"):
         print(f"{stage:<10}{cold['timings'][stage]:>12.2f}{warm['timings'][stage]:>10.2f}")
     print(f"bare encode of the same frames and audio (baseline): {bare:.2f} s")
     print(f"assemble / bare encode: {cold['timings']['assemble'] / bare:.2f}x")
-    print(f"render speed: {duration / cold['timings']['total']:.2f}x real time "
-          f"(first run), {duration / warm['timings']['total']:.2f}x (stills cached)")
+    print(
+        f"render speed: {duration / cold['timings']['total']:.2f}x real time "
+        f"(first run), {duration / warm['timings']['total']:.2f}x (stills cached)"
+    )
 
 
 if __name__ == "__main__":

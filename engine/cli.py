@@ -91,8 +91,12 @@ def _setup_logging(*, debug: bool, quiet: bool) -> None:
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.set_name("apex-director-cli")
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    # Replace our own handler from an earlier call (main() may run more than once in a
+    # process), but leave handlers that others installed.
+    root.handlers[:] = [h for h in root.handlers if h.get_name() != "apex-director-cli"]
+    root.addHandler(handler)
     root.setLevel(level)
     for noisy in ("numba", "matplotlib", "PIL"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -80,19 +80,26 @@ _PRIOR_OCTAVES = 1.0
 # and how fast it grows per octave of the doubled tempo, faster above 180 BPM: the tempo
 # prior in another form.  Tuned on synthetic songs (50..200 BPM) and the real excerpts in
 # ../shared/eval/beats/, whose 100 BPM beat has eighths at 0.85 of its strength.
-_DOUBLE_AT_120 = 0.65
-_DOUBLE_PER_OCTAVE = 0.3
+_DOUBLE_AT_120 = 0.58
+_DOUBLE_PER_OCTAVE = 0.25
 _DOUBLE_FAST_BPM = 180.0
-_DOUBLE_PER_FAST_OCTAVE = 0.2
+_DOUBLE_PER_FAST_OCTAVE = 0.9
 _SHIFT_ABOVE = 1.1  # half-beats this much stronger than the beats: the grid is off-beat
+_MIN_GRID_BEATS = 8  # fewer beats than this say nothing about the metrical level
 _SNAP_SECONDS = 0.030
 # An accent this fraction of the song's upper-quartile beat accent counts as a drum hit;
 # four in a row are a groove that a drumless intro or outro inherits its grid from.
 _WEAK_BEAT = 0.3
 _GROOVE_BEATS = 4
+# Tracked beats this close (in beats) to the continued grid stay where they are.
+_AGREE = 0.1
 # Onsets above this (normalised, detrended all-band flux) mark where the music starts
-# and ends; beats go at most a quarter beat beyond them.
+# and ends, and beats go at most a quarter beat beyond them ...
 _PRESENCE_ONSET = 0.15
+# ... or where the loudness rises by 3 dB within 46 ms, within 30 dB of the loud parts.
+_RISE_DB = 3.0
+_RISE_FRAMES = 4
+_LOUD_RANGE_DB = 30.0
 # The flux peak sits a little before the onset a listener hears: the analysis window
 # reaches the attack early, and soft attacks peak in flux before they peak in loudness.
 # Measured: -3..-8 ms on synthetic drums, -5 and -30 ms on the two real excerpts.
@@ -301,7 +308,7 @@ def _dp_beats(envelope: np.ndarray, bpm: float, tightness: float) -> np.ndarray:
         trim=False,
         units="frames",
     )
-    return np.asarray(frames, dtype=np.int64)
+    return np.asarray(frames, dtype=np.float64)
 
 
 def _values_at(envelope: np.ndarray, frames: np.ndarray) -> np.ndarray:
@@ -316,6 +323,25 @@ def _midpoints(frames: np.ndarray) -> np.ndarray:
     return 0.5 * (frames[:-1] + frames[1:])
 
 
+def _interleave_ratio(first: np.ndarray, second: np.ndarray) -> float:
+    """How evenly two interleaved grids share the accents: weaker / stronger, 0..1.
+
+    Medians over the whole song, or over its busier half (the pairs whose louder member is
+    above the median), whichever is more even: a half-time verse must not hide that the
+    chorus plays on every beat.
+    """
+    n = min(first.size, second.size)
+    a, b = first[:n], second[:n]
+
+    def evenness(x: np.ndarray, y: np.ndarray) -> float:
+        mx, my = float(np.median(x)), float(np.median(y))
+        return min(mx, my) / (max(mx, my) + 1e-9)
+
+    louder = np.maximum(a, b)
+    busy = louder >= np.median(louder)
+    return max(evenness(a, b), evenness(a[busy], b[busy]))
+
+
 def _double_threshold(fast_bpm: float) -> float:
     """How strong half-beats must be (relative to beats) for ``fast_bpm`` to be the beat."""
     threshold = _DOUBLE_AT_120 + _DOUBLE_PER_OCTAVE * math.log2(fast_bpm / _PRIOR_BPM)
@@ -324,63 +350,54 @@ def _double_threshold(fast_bpm: float) -> float:
     return float(np.clip(threshold, 0.4, 0.97))
 
 
-def _metrical_level(
-    env: _Envelopes, bpm: float, frames: np.ndarray
-) -> tuple[float, np.ndarray, bool]:
-    """Halve, double or shift a beat grid by half a beat where the accents say so.
-
-    The statistic is always "weaker of two interleaved grids / stronger one" on the accent
-    envelope (kicks and snares, no hi-hats): on the grid itself (every other beat) to decide
-    halving, and against its half-beat points to decide doubling or shifting.  Doubling and
-    halving use the same threshold at the same fast tempo, so they never undo each other.
-    Returns the tempo, the grid and whether the grid was shifted onto its half-beats.
-    """
-    shifted = False
-    for _ in range(4):
-        if frames.size < 8:
-            break
-        # Medians: a few misplaced beats or a silent tail must not decide the level.
-        on_beat = _values_at(env.accent, frames)
-        even, odd = float(np.median(on_beat[0::2])), float(np.median(on_beat[1::2]))
-        alternate = min(even, odd) / (max(even, odd) + 1e-9)
-        if bpm / 2.0 >= _MIN_HALVED_BPM and alternate < _double_threshold(bpm):
-            log.debug("%.1f BPM: alternate beats %.2f: halving", bpm, alternate)
-            bpm /= 2.0
-            frames = frames[0::2] if even >= odd else frames[1::2]
-            continue
-        half = float(np.median(_values_at(env.accent, _midpoints(frames))))
-        beat = float(np.median(on_beat))
-        ratio = min(half, beat) / (max(half, beat) + 1e-9)
-        if 2.0 * bpm <= _MAX_DOUBLED_BPM and ratio > _double_threshold(2.0 * bpm):
-            log.debug("%.1f BPM: half-beats %.2f of beats: doubling", bpm, ratio)
-            bpm *= 2.0
-            frames = np.sort(np.concatenate([frames, _midpoints(frames)]))
-            continue
-        if half > _SHIFT_ABOVE * beat:
-            log.debug("%.1f BPM: half-beats stronger (%.2f): shifting", bpm, half / beat)
-            frames = _midpoints(frames)
-            shifted = not shifted
-            continue
-        log.debug("%.1f BPM kept: alternate %.2f, half/beat %.2f", bpm, alternate, half / beat)
-        break
-    return bpm, frames, shifted
+def _alternation(env: _Envelopes, frames: np.ndarray) -> tuple[float, bool]:
+    """Evenness of every other beat's accents, and whether the even beats are stronger."""
+    on_beat = _values_at(env.accent, frames)
+    even, odd = on_beat[0::2], on_beat[1::2]
+    return _interleave_ratio(even, odd), bool(np.median(even) >= np.median(odd))
 
 
 def _track_grid(
     env: _Envelopes, dp_env: np.ndarray, accent_env: np.ndarray, bpm: float, tightness: float
 ) -> tuple[float, np.ndarray]:
-    """Dynamic-programming beats at the metrical level the accents support."""
-    frames = _dp_beats(dp_env, bpm, tightness).astype(np.float64)
-    level_bpm, level_frames, shifted = _metrical_level(env, bpm, frames)
-    if level_bpm == bpm and not shifted:
-        return bpm, level_frames
-    # Re-track at the chosen level, so that every beat is placed on its own onsets rather
-    # than between two others.  A grid that sat on the off-beats is re-tracked on the
-    # accents alone, which off-beat hi-hats do not reach.
-    retrack_env = accent_env if shifted else dp_env
-    frames = _dp_beats(retrack_env, level_bpm, tightness).astype(np.float64)
-    final_bpm, frames, _ = _metrical_level(env, level_bpm, frames)
-    return final_bpm, frames
+    """Dynamic-programming beats at the metrical level the accents support.
+
+    The tempo is doubled while a grid tracked at twice the tempo has accents on every other
+    beat nearly as strong as on the rest, and halved while every other beat is clearly
+    weaker; :func:`_double_threshold` says how even is even enough, at the faster tempo of
+    the two, so the two tests agree.  Both look at grids placed by the tracker itself,
+    never at midpoints, which a swung or pushed rhythm would miss.  Last, a grid whose
+    half-beats carry more accent than its beats sat on the off-beats: it is re-tracked on
+    the accents alone, which off-beat hi-hats do not reach.
+    """
+    frames = _dp_beats(dp_env, bpm, tightness)
+    while 2.0 * bpm <= _MAX_DOUBLED_BPM:
+        fast = _dp_beats(dp_env, 2.0 * bpm, tightness)
+        evenness, _ = _alternation(env, fast)
+        if fast.size < _MIN_GRID_BEATS or evenness <= _double_threshold(2.0 * bpm):
+            break
+        log.debug("%.1f BPM: accents on every other beat at %.2f: doubling", bpm, evenness)
+        bpm, frames = 2.0 * bpm, fast
+    while bpm / 2.0 >= _MIN_HALVED_BPM and frames.size >= _MIN_GRID_BEATS:
+        evenness, even_stronger = _alternation(env, frames)
+        if evenness >= _double_threshold(bpm):
+            break
+        log.debug("%.1f BPM: every other beat weaker (%.2f): halving", bpm, evenness)
+        bpm, frames = bpm / 2.0, frames[0::2] if even_stronger else frames[1::2]
+    for envelope in (accent_env, None):
+        if frames.size < _MIN_GRID_BEATS:
+            break
+        beat = float(np.median(_values_at(env.accent, frames)))
+        half = float(np.median(_values_at(env.accent, _midpoints(frames))))
+        if half <= _SHIFT_ABOVE * beat:
+            break
+        log.debug("%.1f BPM: half-beats stronger (%.2f): off-beat grid", bpm, half / beat)
+        if envelope is None:
+            frames = _midpoints(frames)
+        else:
+            frames = _dp_beats(envelope, bpm, tightness)
+    log.debug("metrical level: %.1f BPM", bpm)
+    return bpm, frames
 
 
 def _extend_groove(frames: np.ndarray, env: _Envelopes) -> tuple[np.ndarray, np.ndarray]:
@@ -389,7 +406,7 @@ def _extend_groove(frames: np.ndarray, env: _Envelopes) -> tuple[np.ndarray, np.
     Where no kick plays, the tracker follows whatever onsets remain (off-beat hi-hats, a
     pad) and can slip by half a beat.  The grid of the groove next to such a stretch (four
     beats in a row with a kick at or right after each) is continued at its own period;
-    tracked beats that agree with it (within a fifth of a beat) stay, the others are
+    tracked beats that agree with it (within a tenth of a beat) stay, the others are
     replaced.  Returns the frames and a mask of the replaced ones.
     """
     continued = np.zeros(frames.size, dtype=bool)
@@ -405,14 +422,20 @@ def _extend_groove(frames: np.ndarray, env: _Envelopes) -> tuple[np.ndarray, np.
     if starts.size == 0 or ends.size == 0 or ends[-1] <= starts[0]:
         return frames, continued
     first, last = int(starts[0]), int(ends[-1])
-    span = 2 * _GROOVE_BEATS
-    head_period = float(np.median(np.diff(frames[first : first + span + 1])))
-    tail_period = float(np.median(np.diff(frames[max(0, last - span) : last + 1])))
+    # The groove's grid by least squares over its first and last bars: a median of frame
+    # differences is quantised to whole frames and drifts over a long outro.
+    span = 4 * _GROOVE_BEATS
+    head_index = np.arange(first, min(last + 1, first + span))
+    tail_index = np.arange(max(first, last - span + 1), last + 1)
+    head_period, head_anchor = np.polyfit(head_index - first, frames[head_index], 1)
+    tail_period, tail_anchor = np.polyfit(tail_index - last, frames[tail_index], 1)
+    if head_period <= 0 or tail_period <= 0:
+        return frames, continued
     # Down to a quarter beat before frame 0: a beat at 0.0 s may be tracked a hair early.
-    n_head = int((frames[first] + 0.25 * head_period) // head_period)
-    head = frames[first] - head_period * np.arange(n_head, 0, -1)
-    n_tail = int((env.accent.size - 1 - frames[last]) // tail_period)
-    tail = frames[last] + tail_period * np.arange(1, n_tail + 1)
+    n_head = int((head_anchor + 0.25 * head_period) // head_period)
+    head = head_anchor - head_period * np.arange(n_head, 0, -1)
+    n_tail = int((env.accent.size - 1 - tail_anchor) // tail_period)
+    tail = tail_anchor + tail_period * np.arange(1, n_tail + 1)
 
     def merge(grid: np.ndarray, tracked: np.ndarray, period: float) -> tuple[np.ndarray, ...]:
         if grid.size == 0 or tracked.size == 0:
@@ -421,7 +444,7 @@ def _extend_groove(frames: np.ndarray, env: _Envelopes) -> tuple[np.ndarray, np.
         pos = np.where(tracked.size == 1, 0, pos)
         left, right = tracked[pos - 1], tracked[pos]
         closest = np.where(np.abs(grid - left) <= np.abs(grid - right), left, right)
-        agree = np.abs(closest - grid) <= 0.2 * period
+        agree = np.abs(closest - grid) <= _AGREE * period
         return np.where(agree, closest, grid), ~agree
 
     head, head_new = merge(head, frames[:first], head_period)
@@ -430,6 +453,20 @@ def _extend_groove(frames: np.ndarray, env: _Envelopes) -> tuple[np.ndarray, np.
     out = np.concatenate([head, middle, tail])
     continued = np.concatenate([head_new, np.zeros(middle.size, dtype=bool), tail_new])
     return out, continued
+
+
+def _events(env: _Envelopes, active: np.ndarray) -> np.ndarray:
+    """Frames where something starts: a clear onset, or a loudness rise (a pad fading in).
+
+    The second kind needs the sound to be within 30 dB of the song's loud parts, so that
+    quiet ambience before the song is no event; a decaying tail has neither kind.
+    """
+    onset = active & (env.presence > _PRESENCE_ONSET)
+    loud = env.rms_db >= np.percentile(env.rms_db, 95) - _LOUD_RANGE_DB
+    lag = _RISE_FRAMES
+    rise = np.zeros(env.rms_db.size, dtype=bool)
+    rise[lag:] = env.rms_db[lag:] - env.rms_db[:-lag] >= _RISE_DB
+    return onset | (rise & loud & active)
 
 
 def _snap(frames: np.ndarray, envelope: np.ndarray) -> np.ndarray:
@@ -574,13 +611,13 @@ def track_beats(
     bpm, frames = _track_grid(env, dp_env, accent_env, candidates[0][0], tightness)
     frames, continued = _extend_groove(frames, env)
     frames = np.where(continued, frames, _snap(frames, dp_env))
-    # Keep beats where the song is playing: from a quarter beat before the first onset to
-    # a quarter beat after the last (no beats in a silent lead-in or a release tail).
-    onsets = np.flatnonzero(active & (env.presence > _PRESENCE_ONSET))
-    if frames.size < 2 or onsets.size == 0:
+    # Keep beats from a quarter beat before the first event of the song to a quarter beat
+    # after its last (no beats in a silent lead-in or in a release tail).
+    events = np.flatnonzero(_events(env, active))
+    if frames.size < 2 or events.size == 0:
         return _empty(meter_default, _NO_PULSE)
     period = 60.0 * _FPS / bpm
-    keep = (frames >= onsets[0] - 0.25 * period) & (frames <= onsets[-1] + 0.25 * period)
+    keep = (frames >= events[0] - 0.25 * period) & (frames <= events[-1] + 0.25 * period)
     frames = np.unique(frames[keep])
     if frames.size < 2:
         return _empty(meter_default, _NO_PULSE)

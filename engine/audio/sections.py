@@ -31,6 +31,7 @@ Example
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 
@@ -58,6 +59,7 @@ _REPEAT_SIMILARITY = 0.6
 
 
 def _check_args(
+    *,
     y: object,
     sr: object,
     downbeat_times: object,
@@ -185,17 +187,14 @@ def _pick_boundaries(novelty: np.ndarray, n_bars: int, min_bars: int) -> list[in
     if inner.size == 0:
         return []
     threshold = max(float(np.median(inner)), _PEAK_OF_MAX * float(inner.max()))
-    peaks = [
-        i
-        for i in range(1, n_bars)
-        if novelty[i] >= threshold
-        and novelty[i] >= novelty[i - 1]
-        and novelty[i] >= novelty[i + 1]
-    ]
+    # Peaks are looked for among the allowed positions only, so that a boundary a bar
+    # too close to the end (a fade-out keeps the loudness falling) yields to its neighbour.
+    allowed = np.full(n_bars + 2, -np.inf)
+    allowed[min_bars + 1 : n_bars - min_bars + 2] = novelty[min_bars : n_bars - min_bars + 1]
+    centre = allowed[1:-1]
+    is_peak = (centre >= allowed[:-2]) & (centre >= allowed[2:]) & (centre >= threshold)
     chosen: list[int] = []
-    for i in sorted(peaks, key=lambda k: -novelty[k]):
-        if i < min_bars or n_bars - i < min_bars:
-            continue
+    for i in sorted(np.flatnonzero(is_peak).tolist(), key=lambda k: -novelty[k]):
         if all(abs(i - j) >= min_bars for j in chosen):
             chosen.append(i)
     return sorted(chosen)
@@ -218,9 +217,19 @@ def _section_similarity(similarity: np.ndarray, a: tuple[int, int], b: tuple[int
     return best
 
 
-def _group(similarity: np.ndarray, spans: list[tuple[int, int]]) -> list[int]:
-    """Group index of each section: single-link over pairs that repeat each other."""
+def _pairwise(similarity: np.ndarray, spans: list[tuple[int, int]]) -> np.ndarray:
+    """Section-by-section repetition scores (see :func:`_section_similarity`)."""
     n = len(spans)
+    pair = np.eye(n)
+    for i in range(n):
+        for j in range(i + 1, n):
+            pair[i, j] = pair[j, i] = _section_similarity(similarity, spans[i], spans[j])
+    return pair
+
+
+def _group(pair: np.ndarray) -> list[int]:
+    """Group index of each section: single-link over pairs that repeat each other."""
+    n = pair.shape[0]
     group = list(range(n))
 
     def root(k: int) -> int:
@@ -231,7 +240,7 @@ def _group(similarity: np.ndarray, spans: list[tuple[int, int]]) -> list[int]:
 
     for i in range(n):
         for j in range(i + 1, n):
-            if _section_similarity(similarity, spans[i], spans[j]) >= _REPEAT_SIMILARITY:
+            if pair[i, j] >= _REPEAT_SIMILARITY:
                 group[root(j)] = root(i)
     roots = [root(k) for k in range(n)]
     order = {r: idx for idx, r in enumerate(dict.fromkeys(roots))}
@@ -310,7 +319,14 @@ def find_sections(
     ParameterError
         If an argument is malformed or out of range.
     """
-    times = _check_args(y, sr, downbeat_times, duration, beats_per_bar, min_bars)
+    times = _check_args(
+        y=y,
+        sr=sr,
+        downbeat_times=downbeat_times,
+        duration=duration,
+        beats_per_bar=beats_per_bar,
+        min_bars=min_bars,
+    )
     duration = float(duration)
     times = times[(times >= 0.0) & (times < duration)]
     if times.size < 2:
@@ -334,37 +350,32 @@ def find_sections(
         novelty = _novelty(similarity, loudness, min_bars)
         boundaries = _pick_boundaries(novelty, n_bars, min_bars)
     edges = [0, *boundaries, n_bars]
-    spans = list(zip(edges[:-1], edges[1:], strict=True))
+    spans = list(itertools.pairwise(edges))
 
     section_rms = np.array([bar_rms[a:b].mean() for a, b in spans])
     energy = section_rms / (section_rms.max() + 1e-12)
     average = float(bar_rms.mean() / (section_rms.max() + 1e-12))
     if len(spans) == 1:
-        groups, labels = [0], ["song"]
-    else:
-        groups = _group(similarity, spans)
-        labels = _labels(groups, energy, average)
+        start = AudioSection(start=0.0, end=duration, label="song", confidence=0.2, energy=1.0)
+        return [start]
+    pair = _pairwise(similarity, spans)
+    groups = _group(pair)
+    labels = _labels(groups, energy, average)
 
     sections: list[AudioSection] = []
     for k, (a, b) in enumerate(spans):
-        start = 0.0 if k == 0 else float(bar_edges[a])
-        end = duration if k == len(spans) - 1 else float(bar_edges[b])
         boundary = 1.0 if k == 0 else float(novelty[a])
-        mates = [j for j in range(len(spans)) if groups[j] == groups[k] and j != k]
-        if mates:
-            fit = max(_section_similarity(similarity, spans[k], spans[j]) for j in mates)
-        else:
-            others = [_section_similarity(similarity, spans[k], spans[j]) for j in range(len(spans)) if j != k]
-            fit = 1.0 - max(others) if others else 0.0
-        confidence = 0.5 * boundary + 0.5 * float(np.clip(fit, 0.0, 1.0))
-        if len(spans) == 1:
-            confidence = 0.2
+        others = np.delete(pair[k], k)
+        mates = np.delete(np.asarray(groups) == groups[k], k)
+        # A repeated section fits its label as well as it matches its best twin; a one-off
+        # as well as it differs from everything else.
+        fit = float(others[mates].max()) if mates.any() else 1.0 - float(others.max())
         sections.append(
             AudioSection(
-                start=start,
-                end=end,
+                start=0.0 if k == 0 else float(bar_edges[a]),
+                end=duration if k == len(spans) - 1 else float(bar_edges[b]),
                 label=labels[k],
-                confidence=float(np.clip(confidence, 0.0, 1.0)),
+                confidence=float(np.clip(0.5 * boundary + 0.5 * np.clip(fit, 0.0, 1.0), 0, 1)),
                 energy=float(np.clip(energy[k], 0.0, 1.0)),
             )
         )

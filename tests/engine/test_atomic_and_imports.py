@@ -43,7 +43,9 @@ def test_importing_the_engine_is_light() -> None:
 def test_cli_help_runs() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "engine.cli", "render", "--help"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "--preset" in out.stdout and "--json-report" in out.stdout
 

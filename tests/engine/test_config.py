@@ -77,7 +77,7 @@ def test_partial_file_is_merged_over_defaults(tmp_path: Path) -> None:
 
 def test_invalid_file_lists_errors_and_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
-    path.write_text('[presets.high]\nwidth = 99999\n[render]\nmotion_amount = -1.0\n')
+    path.write_text("[presets.high]\nwidth = 99999\n[render]\nmotion_amount = -1.0\n")
     with pytest.raises(ConfigurationError) as info:
         ConfigManager(path).load_config()
     assert info.value.config_path == path

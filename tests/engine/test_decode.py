@@ -26,8 +26,9 @@ def test_decodes_wav_at_native_and_resampled_rates(tmp_path: Path) -> None:
     assert mono.duration == pytest.approx(2.0)
 
 
-@pytest.mark.parametrize("codec,ext", [("flac", ".flac"), ("libmp3lame", ".mp3"),
-                                       ("libopus", ".ogg")])
+@pytest.mark.parametrize(
+    "codec,ext", [("flac", ".flac"), ("libmp3lame", ".mp3"), ("libopus", ".ogg")]
+)
 def test_decodes_compressed_formats(tmp_path: Path, codec: str, ext: str) -> None:
     import av
 
@@ -84,7 +85,7 @@ def test_wav_with_header_but_no_samples(tmp_path: Path) -> None:
 def test_unsupported_extension(tmp_path: Path) -> None:
     path = tmp_path / "song.xyz"
     path.write_bytes(b"\x00" * 100)
-    with pytest.raises(AudioInputError, match="unsupported extension '.xyz'"):
+    with pytest.raises(AudioInputError, match=r"unsupported extension '\.xyz'"):
         decode_audio(path)
 
 

@@ -28,8 +28,14 @@ def test_stream_properties_and_audio_alignment(tmp_path: Path, rate: int) -> Non
     source = _clicks(seconds, rate)
     song = write_wav(tmp_path / "song.wav", np.stack([source, source * 0.5]), rate)
     out = tmp_path / "out.mp4"
-    settings = EncodeSettings(width=160, height=96, fps=fps, crf=30, speed="ultrafast",
-                              metadata=(("comment", "test render"),))
+    settings = EncodeSettings(
+        width=160,
+        height=96,
+        fps=fps,
+        crf=30,
+        speed="ultrafast",
+        metadata=(("comment", "test render"),),
+    )
     with H264Writer(out, settings, audio_path=song) as writer:
         for k in range(round(seconds * fps)):
             writer.write(np.full((96, 160, 3), (k * 3) % 255, np.uint8))

@@ -11,15 +11,24 @@ from engine.planning.shots import plan_shots
 
 
 def make_analysis(
-    *, tempo: float = 120.0, bars: int = 16, per_bar: int = 4, offset: float = 0.0,
+    *,
+    tempo: float = 120.0,
+    bars: int = 16,
+    per_bar: int = 4,
+    offset: float = 0.0,
     sections: list[tuple[str, int]] | None = None,
 ) -> AudioAnalysis:
     period = 60.0 / tempo
     beats = []
     for i in range(bars * per_bar):
         beats.append(
-            BeatMarker(time=offset + i * period, strength=1.0, is_downbeat=i % per_bar == 0,
-                       bar=i // per_bar + 1, beat=i % per_bar + 1)
+            BeatMarker(
+                time=offset + i * period,
+                strength=1.0,
+                is_downbeat=i % per_bar == 0,
+                bar=i // per_bar + 1,
+                beat=i % per_bar + 1,
+            )
         )
     duration = offset + bars * per_bar * period
     spans = sections or [("song", bars)]
@@ -29,9 +38,17 @@ def make_analysis(
         bar += n
         end = duration if bar >= bars else offset + bar * per_bar * period
         out.append(AudioSection(start=start, end=end, label=label, confidence=1.0, energy=0.5))
-    return AudioAnalysis(duration=duration, tempo=tempo, key="A minor",
-                         time_signature=f"{per_bar}/4", sections=out, beats=beats,
-                         spectral_features=None, sample_rate=22050, analyzer_version="test")
+    return AudioAnalysis(
+        duration=duration,
+        tempo=tempo,
+        key="A minor",
+        time_signature=f"{per_bar}/4",
+        sections=out,
+        beats=beats,
+        spectral_features=None,
+        sample_rate=22050,
+        analyzer_version="test",
+    )
 
 
 def test_one_shot_per_phrase_cut_on_downbeats() -> None:
@@ -56,8 +73,9 @@ def test_phrases_restart_at_sections_and_section_changes_crossfade() -> None:
 
 
 def test_repeated_sections_share_a_theme() -> None:
-    analysis = make_analysis(bars=16, sections=[("verse", 4), ("chorus", 4), ("verse", 4),
-                                                ("chorus", 4)])
+    analysis = make_analysis(
+        bars=16, sections=[("verse", 4), ("chorus", 4), ("verse", 4), ("chorus", 4)]
+    )
     shots = plan_shots(analysis, phrase_bars=4)
     assert shots.shots[0].prompt == shots.shots[2].prompt
     assert shots.shots[1].prompt == shots.shots[3].prompt
@@ -83,9 +101,17 @@ def test_short_phrases_merge_and_long_ones_split() -> None:
 
 
 def test_no_beats_cuts_evenly_and_warns() -> None:
-    analysis = AudioAnalysis(duration=20.0, tempo=0.0, key="unknown", time_signature="4/4",
-                             sections=[], beats=[], spectral_features=None, sample_rate=22050,
-                             analyzer_version="test")
+    analysis = AudioAnalysis(
+        duration=20.0,
+        tempo=0.0,
+        key="unknown",
+        time_signature="4/4",
+        sections=[],
+        beats=[],
+        spectral_features=None,
+        sample_rate=22050,
+        analyzer_version="test",
+    )
     shots = plan_shots(analysis)
     assert len(shots) == 5
     assert shots.warnings and "no beat" in shots.warnings[0]
@@ -115,12 +141,14 @@ def test_timeline_crossfade_is_centred_on_the_cut() -> None:
     shots = plan_shots(analysis, phrase_bars=4)
     timeline = Timeline(shots, fps=30, crossfade_seconds=0.5)
     cut = round(shots.shots[1].start * 30)
-    weights = {f: dict((i, w) for i, w, _ in timeline.recipe(f).layers) for f in range(cut - 10, cut + 10)}
+    weights = {
+        f: dict((i, w) for i, w, _ in timeline.recipe(f).layers) for f in range(cut - 10, cut + 10)
+    }
     blended = [f for f, layers in weights.items() if len(layers) == 2]
     assert len(blended) == 15
     assert min(blended) == cut - 7 and max(blended) == cut + 7
     assert weights[cut][1] == pytest.approx(0.5, abs=0.06)
-    incoming = [weights[f][1] if 1 in weights[f] else 0.0 for f in sorted(weights)]
+    incoming = [weights[f].get(1, 0.0) for f in sorted(weights)]
     assert incoming == sorted(incoming)  # monotonic fade
 
 
@@ -155,8 +183,7 @@ def test_blend_weights() -> None:
 def test_downbeat_just_before_a_section_start_belongs_to_the_new_section() -> None:
     analysis = make_analysis(bars=8, sections=[("verse", 4), ("chorus", 4)])
     late = [
-        AudioSection(start=s.start + (0.03 if i else 0.0), end=s.end, label=s.label,
-                     confidence=1.0)
+        AudioSection(start=s.start + (0.03 if i else 0.0), end=s.end, label=s.label, confidence=1.0)
         for i, s in enumerate(analysis.sections)
     ]
     shifted = AudioAnalysis(**{**analysis.__dict__, "sections": late})

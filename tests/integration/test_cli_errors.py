@@ -112,7 +112,9 @@ def test_images_folder_with_only_corrupt_images(
     _assert_nothing_written(tmp_path, {"song.wav", "stills"})
 
 
-def test_bad_config_file(good_song: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_config_file(
+    good_song: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     config = tmp_path / "config.toml"
     config.write_text("[presets.web]\nwidth = 641\n")
     code, err = _run(

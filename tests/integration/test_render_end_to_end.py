@@ -33,11 +33,28 @@ def rendered(short_song: tuple[Path, dict], tmp_path_factory: pytest.TempPathFac
     song, truth = short_song
     out_dir = tmp_path_factory.mktemp("render")
     video, report_path = out_dir / "video.mp4", out_dir / "report.json"
-    code = main(["render", str(song), "-o", str(video), "--preset", "draft",
-                 "--json-report", str(report_path), "--cache-dir", str(out_dir / "cache")])
+    code = main(
+        [
+            "render",
+            str(song),
+            "-o",
+            str(video),
+            "--preset",
+            "draft",
+            "--json-report",
+            str(report_path),
+            "--cache-dir",
+            str(out_dir / "cache"),
+        ]
+    )
     assert code == 0
-    return {"video": video, "report": json.loads(report_path.read_text()), "song": song,
-            "truth": truth, "dir": out_dir}
+    return {
+        "video": video,
+        "report": json.loads(report_path.read_text()),
+        "song": song,
+        "truth": truth,
+        "dir": out_dir,
+    }
 
 
 def test_streams_tags_size_and_duration(rendered: dict) -> None:
@@ -63,7 +80,7 @@ def test_report_labels_the_draft_backend_and_times_stages(rendered: dict) -> Non
     assert report["backend"]["draft"] is True
     assert "NOT Stable Diffusion" in report["backend"]["label"]
     assert set(report["timings"]) >= {"analyse", "plan", "generate", "assemble", "total"}
-    assert report["analysis"]["tempo"] == pytest.approx(124.0, rel=0.02)
+    assert report["analysis"]["tempo"] == pytest.approx(132.0, rel=0.02)
     assert report["output"]["frames"] == round(rendered["truth"]["duration"] * 24)
     assert report["shots"][0]["start"] == 0.0
     assert report["shots"][-1]["end"] == pytest.approx(rendered["truth"]["duration"], abs=0.01)
@@ -120,8 +137,20 @@ def test_output_audio_matches_input_at_lag_zero(rendered: dict) -> None:
 def test_rerender_reuses_stills_from_the_cache(rendered: dict) -> None:
     out = rendered["dir"] / "again.mp4"
     report_path = rendered["dir"] / "again.json"
-    code = main(["render", str(rendered["song"]), "-o", str(out), "--preset", "draft",
-                 "--json-report", str(report_path), "--cache-dir", str(rendered["dir"] / "cache")])
+    code = main(
+        [
+            "render",
+            str(rendered["song"]),
+            "-o",
+            str(out),
+            "--preset",
+            "draft",
+            "--json-report",
+            str(report_path),
+            "--cache-dir",
+            str(rendered["dir"] / "cache"),
+        ]
+    )
     assert code == 0
     again = json.loads(report_path.read_text())
     assert again["backend"]["stills_reused_from_cache"] == len(again["shots"])
@@ -141,25 +170,54 @@ def test_stills_backend_uses_images_in_order_and_skips_a_corrupt_one(
     (images / "03.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     out = tmp_path / "stills.mp4"
     report_path = tmp_path / "stills.json"
-    code = main(["render", str(tiny_song), "-o", str(out), "--images", str(images),
-                 "--preset", "draft", "--json-report", str(report_path),
-                 "--cache-dir", str(tmp_path / "cache")])
+    code = main(
+        [
+            "render",
+            str(tiny_song),
+            "-o",
+            str(out),
+            "--images",
+            str(images),
+            "--preset",
+            "draft",
+            "--json-report",
+            str(report_path),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert code == 0
     report = json.loads(report_path.read_text())
     assert report["backend"] == {**report["backend"], "name": "stills", "draft": False}
     assert report["backend"]["warnings"] == ["skipped 03.png: not a readable image"]
     assert "skipped 03.png" in caplog.text
     frames, fps = _small_frames(out)
-    first = frames[2].mean(axis=(0, 1))
-    assert first[0] > 200 and first[1] < 40  # 01.png is red (BGR 0,0,255), shown first
-    assert out.exists() and out.stat().st_size > 0
+    shown = []
+    for shot in report["shots"]:
+        middle = round((shot["start"] + shot["end"]) / 2 * fps)
+        shown.append(int(np.argmax(frames[middle].mean(axis=(0, 1)))))
+    # 01.png red, 02.jpg green, (03.png skipped), 10.png blue: natural name order
+    assert shown[:3] == [0, 1, 2], shown
+    assert len(report["shots"]) >= 3
 
 
 def test_silence_renders_with_even_cuts_and_a_warning(tmp_path: Path) -> None:
     song = write_wav(tmp_path / "silence.wav", np.zeros(44100 * 6, np.float32), 44100)
     out, report_path = tmp_path / "s.mp4", tmp_path / "s.json"
-    code = main(["render", str(song), "-o", str(out), "--preset", "draft",
-                 "--json-report", str(report_path), "--cache-dir", str(tmp_path / "cache")])
+    code = main(
+        [
+            "render",
+            str(song),
+            "-o",
+            str(out),
+            "--preset",
+            "draft",
+            "--json-report",
+            str(report_path),
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     assert code == 0
     report = json.loads(report_path.read_text())
     assert report["planning_warnings"]
@@ -185,8 +243,9 @@ def test_cancelling_mid_render_leaves_nothing_behind(tiny_song: Path, tmp_path: 
                 context.cancel_event.set()
 
     context.sink = sink
-    request = RenderRequest(audio_path=tiny_song, output_path=out, preset="draft",
-                            cache_dir=tmp_path / "cache")
+    request = RenderRequest(
+        audio_path=tiny_song, output_path=out, preset="draft", cache_dir=tmp_path / "cache"
+    )
     with pytest.raises(CancelledError, match="cancelled during assemble"):
         render_video(request, config=ConfigManager().config, context=context)
     assert list(out.parent.iterdir()) == []
