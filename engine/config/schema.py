@@ -189,8 +189,9 @@ SCHEMA: dict[str, Field] = {
     ),
     "style.prompt": Field(
         type=str,
-        default="cinematic music video still",
-        help="Base prompt every shot's prompt starts from.",
+        default="",
+        help="The subject of every shot (the section's mood is added); empty gives each "
+        "section its own scene theme.",
     ),
     "style.palette": Field(
         type=str,

@@ -160,7 +160,9 @@ def plan_shots(
 ) -> ShotList:
     """Plan one shot per phrase of ``phrase_bars`` bars, cutting on downbeats.
 
-    Phrases restart at every section boundary, so a section change is always a
+    ``base_prompt`` (the style bible's prompt) is the subject of every shot, with the
+    section's mood added; when it is empty, each section label gets one of a set of
+    scene themes.  Phrases restart at every section boundary, so a section change is always a
     cut (later rendered as a crossfade).  Shots shorter than ``min_shot_seconds``
     merge into their neighbour; shots longer than ``max_shot_seconds`` split on
     the downbeat nearest their middle.  Without beats (silence, noise, free
@@ -216,7 +218,9 @@ def plan_shots(
         new_section = section_index != previous_section
         previous_section = section_index
         mood = _SECTION_MOOD.get(section.label, "")
-        parts = [p for p in (base_prompt, themes[section_index], mood) if p]
+        # The user's prompt is the subject of every shot; without one, each section
+        # gets a scene theme so the video still has variety.
+        parts = [p for p in (base_prompt or themes[section_index], mood) if p]
         shots.append(
             Shot(
                 index=index,

@@ -190,3 +190,12 @@ def test_downbeat_just_before_a_section_start_belongs_to_the_new_section() -> No
     shots = plan_shots(shifted, phrase_bars=4)
     assert [s.section for s in shots] == ["verse", "chorus"]
     assert shots.shots[1].position == "5:1"
+
+
+def test_a_style_prompt_is_the_subject_of_every_shot() -> None:
+    analysis = make_analysis(bars=16, sections=[("verse", 8), ("chorus", 8)])
+    shots = plan_shots(analysis, phrase_bars=4, base_prompt="red fox in snow")
+    assert all(s.prompt.startswith("red fox in snow") for s in shots)
+    assert shots.shots[0].prompt != shots.shots[2].prompt  # the mood differs by section
+    themed = plan_shots(analysis, phrase_bars=4)
+    assert themed.shots[0].prompt.split(",")[0] != themed.shots[2].prompt.split(",")[0]
