@@ -377,9 +377,11 @@ def _track_grid(
     the accents alone, which off-beat hi-hats do not reach.
     """
     frames = _dp_beats(dp_env, bpm, tightness)
+    log.debug("tempo candidate %.1f BPM", bpm)
     while 2.0 * bpm <= _MAX_DOUBLED_BPM:
         fast = _dp_beats(dp_env, 2.0 * bpm, tightness)
         evenness, _ = _alternation(env, fast)
+        log.debug("%.1f BPM: accent evenness at double tempo %.2f", bpm, evenness)
         if fast.size < _MIN_GRID_BEATS or evenness <= _double_threshold(2.0 * bpm):
             break
         log.debug("%.1f BPM: accents on every other beat at %.2f: doubling", bpm, evenness)
