@@ -13,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from engine.audio.decode import DecodedAudio, decode_audio
+from engine.audio.cache import AnalysisCache
+from engine.audio.decode import DecodedAudio, check_audio_path, decode_audio, probe_audio
 from engine.audio.types import AudioAnalysis, AudioSection, BeatMarker, SpectralFeatures
 from engine.errors import ParameterError
 
@@ -39,6 +40,8 @@ class AudioAnalyzer:
         Default beat sensitivity 0..1 (see :meth:`detect_beats`).
     fps : float
         Frame rate of the spectral curves.
+    cache_dir : Path, optional
+        Folder for cached results (by content hash, analyser version and parameters).
     """
 
     def __init__(
@@ -48,6 +51,7 @@ class AudioAnalyzer:
         max_duration: float = 20 * 60.0,
         sensitivity: float = 0.5,
         fps: float = 30.0,
+        cache_dir: Path | None = None,
     ) -> None:
         if not 0.0 <= sensitivity <= 1.0:
             raise ParameterError("sensitivity", sensitivity, "0.0..1.0")
@@ -57,6 +61,7 @@ class AudioAnalyzer:
         self.max_duration = max_duration
         self.sensitivity = sensitivity
         self.fps = fps
+        self.cache = AnalysisCache(cache_dir) if cache_dir is not None else None
 
     # -- decoding -----------------------------------------------------------------
     def _decode(self, audio_path: Path | str) -> DecodedAudio:
@@ -115,8 +120,18 @@ class AudioAnalyzer:
             if progress is not None:
                 progress(step, 5, message)
 
+        path = check_audio_path(audio_path)
+        key = None
+        if self.cache is not None:
+            probe_audio(path)  # unreadable input fails here, before hashing
+            key = self.cache.key(path, version=ANALYZER_VERSION, params=self._params())
+            cached = self.cache.load(key)
+            if cached is not None:
+                log.info("analysis of %s from the cache", path)
+                tick(5, "from cache")
+                return cached
         tick(0, "decoding")
-        audio = self._decode(audio_path)
+        audio = self._decode(path)
         y, sr, duration = audio.mono(), audio.sample_rate, audio.duration
         warnings: list[str] = []
         tick(1, "beats")
@@ -133,14 +148,15 @@ class AudioAnalyzer:
             beats_per_bar=track.beats_per_bar,
         )
         tick(3, "key")
-        key, _key_confidence = estimate_key(y, sr)
+        key_name, key_confidence = estimate_key(y, sr)
         tick(4, "spectral curves")
         curves = spectral_curves(y, sr, fps=self.fps, duration=duration)
         tick(5, "done")
         analysis = AudioAnalysis(
             duration=duration,
             tempo=float(track.tempo),
-            key=key,
+            key=key_name,
+            key_confidence=key_confidence,
             time_signature=f"{track.beats_per_bar}/4",
             sections=sections,
             beats=beats,
@@ -157,9 +173,14 @@ class AudioAnalyzer:
             analysis.time_signature,
             len(beats),
             len(sections),
-            key,
+            key_name,
         )
+        if self.cache is not None and key is not None:
+            self.cache.store(key, analysis)
         return analysis
+
+    def _params(self) -> dict[str, float]:
+        return {"sample_rate": self.sample_rate, "sensitivity": self.sensitivity, "fps": self.fps}
 
 
 def _markers(times: np.ndarray, strengths: np.ndarray, beat_in_bar: np.ndarray) -> list[BeatMarker]:

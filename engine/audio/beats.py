@@ -18,26 +18,29 @@ How it works, in order:
 3. Tempo: peaks of the onset autocorrelation (averaged over 8 s windows) weighted by a
    log-normal prior around 120 BPM.
 4. Beats: dynamic programming (:func:`librosa.beat.beat_track` with that tempo).
-5. Metrical level, on medians of the accent envelope: if every other beat is clearly weaker,
-   the tempo is halved (the strong ones stay); if the half-beat points are nearly as strong
-   as the beats, it is doubled; if they are stronger, the grid sat on the off-beats and is
-   re-tracked on the accents alone.  The thresholds rise with the tempo (the prior again),
-   so a 100 BPM song with busy eighths stays at 100 while a 170 BPM backbeat is not halved.
+5. Metrical level, on medians of the accent envelope: if a grid tracked at twice the tempo
+   has every other beat nearly as accented as the rest, the tempo doubles; if every other
+   beat is clearly weaker, it halves (the strong ones stay); if the half-beat points carry
+   more accent than the beats, the grid sat on the off-beats and is re-tracked on the
+   accents alone.  How even is even enough rises with the tempo (the prior again), so a
+   100 BPM song with busy eighths stays at 100 while a 170 BPM backbeat is not halved.
 6. Drumless stretches (intro, breakdown, outro) inherit the grid of the grooves around them
    (beats with kicks), since what is left there (off-beat hats, a pad) can pull the grid
    off the beat.
 7. Each beat moves to the strongest onset within +-30 ms (sub-frame, by parabolic
    interpolation), plus 10 ms for the lead of the flux peak over the heard onset.  Beats
-   more than a quarter beat before the first onset or after the last are dropped.
+   more than a quarter beat before the song's first event (an onset, or a pad swelling in)
+   or after its last are dropped.
 8. Meter and downbeats: for 3 and 4 beats per bar and every phase, the mean at candidate
-   downbeats of chord change (beat-synchronous chroma novelty) plus kick minus snare
-   (z-scores); the best meter and phase win, 3/4 needing a 25 % better score.
+   downbeats of the chord change from the bar before to the bar after (beat-synchronous
+   chroma), the change from the previous beat, the kick, and minus the snare (z-scores);
+   the best meter and phase win, 3/4 needing a 25 % better score.
 
 Examples
 --------
 >>> import numpy as np
 >>> from engine.audio.beats import track_beats
->>> track = track_beats(np.zeros(22050, dtype=np.float32), 22050)
+>>> track = track_beats(np.zeros(4 * 22050, dtype=np.float32), 22050)
 >>> track.times.size, track.warnings
 (0, ('no beat found: the audio is silent (or quieter than the sensitivity allows)',))
 """
@@ -400,10 +403,8 @@ def _track_grid(
         if half <= _SHIFT_ABOVE * beat:
             break
         log.debug("%.1f BPM: half-beats stronger (%.2f): off-beat grid", bpm, half / beat)
-        if envelope is None:
-            frames = _midpoints(frames)
-        else:
-            frames = _dp_beats(envelope, bpm, tightness)
+        # First re-track on the accents; if even that sits off-beat, take the midpoints.
+        frames = _midpoints(frames) if envelope is None else _dp_beats(envelope, bpm, tightness)
     log.debug("metrical level: %.1f BPM", bpm)
     return bpm, frames
 

@@ -302,9 +302,11 @@ def find_sections(
     duration : float
         Length of the song in seconds: the sections cover exactly ``[0, duration]``.
     beats_per_bar : int
-        The meter (used to size the bar after the last downbeat when it is unknown).
+        The meter, 1..12.  This first version takes the bars from the downbeats alone and
+        only checks and logs it.
     min_bars : int, optional
-        Shortest section in bars (default 4), except where the song itself is shorter.
+        Shortest section in bars (default 4).  A song of fewer than ``2 * min_bars`` bars
+        is one section, labelled ``"song"`` with confidence 0.2.
 
     Returns
     -------
@@ -356,8 +358,9 @@ def find_sections(
     energy = section_rms / (section_rms.max() + 1e-12)
     average = float(bar_rms.mean() / (section_rms.max() + 1e-12))
     if len(spans) == 1:
-        start = AudioSection(start=0.0, end=duration, label="song", confidence=0.2, energy=1.0)
-        return [start]
+        # Too few bars to compare: one section, with little confidence in anything.
+        whole = AudioSection(start=0.0, end=duration, label="song", confidence=0.2, energy=1.0)
+        return [whole]
     pair = _pairwise(similarity, spans)
     groups = _group(pair)
     labels = _labels(groups, energy, average)
@@ -380,7 +383,9 @@ def find_sections(
             )
         )
     log.info(
-        "sections: %s",
+        "sections (%d bars of %d beats): %s",
+        n_bars,
+        beats_per_bar,
         ", ".join(f"{s.label} {s.start:.1f}-{s.end:.1f}" for s in sections),
     )
     return sections

@@ -10,6 +10,10 @@ import numpy as np
 __all__ = ["AudioAnalysis", "AudioSection", "BeatMarker", "SpectralFeatures"]
 
 
+def _identity(value: float, _digits: int) -> float:
+    return float(value)
+
+
 @dataclass(frozen=True, slots=True)
 class BeatMarker:
     """One beat.
@@ -34,10 +38,11 @@ class BeatMarker:
     bar: int
     beat: int
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, precise: bool = False) -> dict[str, Any]:
+        r = _identity if precise else round
         return {
-            "time": round(self.time, 4),
-            "strength": round(self.strength, 4),
+            "time": r(self.time, 4),
+            "strength": r(self.strength, 4),
             "is_downbeat": self.is_downbeat,
             "bar": self.bar,
             "beat": self.beat,
@@ -58,13 +63,14 @@ class AudioSection:
     def duration(self) -> float:
         return self.end - self.start
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, precise: bool = False) -> dict[str, Any]:
+        r = _identity if precise else round
         return {
-            "start": round(self.start, 4),
-            "end": round(self.end, 4),
+            "start": r(self.start, 4),
+            "end": r(self.end, 4),
             "label": self.label,
-            "confidence": round(self.confidence, 3),
-            "energy": round(self.energy, 3),
+            "confidence": r(self.confidence, 3),
+            "energy": r(self.energy, 3),
         }
 
 
@@ -109,6 +115,7 @@ class AudioAnalysis:
     sample_rate: int
     analyzer_version: str
     warnings: list[str] = field(default_factory=list)
+    key_confidence: float = 0.0
 
     @property
     def beats_per_bar(self) -> int:
@@ -122,14 +129,17 @@ class AudioAnalysis:
     def downbeats(self) -> list[BeatMarker]:
         return [b for b in self.beats if b.is_downbeat]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, precise: bool = False) -> dict[str, Any]:
+        """JSON-ready form (times rounded to 0.1 ms unless ``precise``); no curves."""
+        r = _identity if precise else round
         return {
-            "duration": round(self.duration, 4),
-            "tempo": round(self.tempo, 3),
+            "duration": r(self.duration, 4),
+            "tempo": r(self.tempo, 3),
             "time_signature": self.time_signature,
             "key": self.key,
-            "beats": [b.to_dict() for b in self.beats],
-            "sections": [s.to_dict() for s in self.sections],
+            "key_confidence": r(self.key_confidence, 3),
+            "beats": [b.to_dict(precise=precise) for b in self.beats],
+            "sections": [s.to_dict(precise=precise) for s in self.sections],
             "analyzer_version": self.analyzer_version,
             "sample_rate": self.sample_rate,
             "warnings": list(self.warnings),

@@ -195,6 +195,7 @@ def render_video(
         max_duration=max_duration,
         sensitivity=float(audio_cfg["beat_sensitivity"]),
         fps=float(preset["fps"]),
+        cache_dir=cache_dir / "analysis",
     )
     analysis = analyzer.analyze(audio_path, progress=context.progress)
     done()

@@ -1,0 +1,188 @@
+"""Tests of the beat, downbeat and meter tracker on synthesized songs with known beats."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import mir_eval
+import numpy as np
+import pytest
+
+from engine.audio.beats import BeatTrack, track_beats
+from engine.audio.synth import SectionSpec, SongSpec, synthesize_song
+from engine.errors import ParameterError
+
+SR = 22050
+
+
+def song_spec(tempo: float, **changes: Any) -> SongSpec:
+    """An 18-bar song (about 25..60 s): a hats-only intro, verses, choruses, an outro."""
+    sections = (
+        SectionSpec(label="intro", bars=2, energy=0.2),
+        SectionSpec(label="verse", bars=4, energy=0.5),
+        SectionSpec(label="chorus", bars=4, energy=0.9),
+        SectionSpec(label="verse", bars=2, energy=0.6),
+        SectionSpec(label="chorus", bars=4, energy=0.85),
+        SectionSpec(label="outro", bars=2, energy=0.3),
+    )
+    return SongSpec(tempo=tempo, sections=sections, sample_rate=SR, **changes)
+
+
+# Tempos from ballad to drum'n'bass, both meters, and the rhythms that trap stock trackers.
+CASES: dict[str, SongSpec] = {
+    "72bpm": song_spec(72.0, seed=1),
+    "90bpm-3/4": song_spec(90.0, beats_per_bar=3, seed=2),
+    "120bpm-offbeat-hats": song_spec(120.0, offbeat_hats=True, seed=3),
+    "140bpm-swing-syncopation": song_spec(140.0, swing=0.3, syncopation=True, seed=4),
+    "170bpm": song_spec(170.0, seed=5),
+    "120bpm-3/4-swing": song_spec(120.0, beats_per_bar=3, swing=0.2, seed=6),
+    "90bpm-offbeat-syncopation-lead-in": song_spec(
+        90.0, offbeat_hats=True, syncopation=True, lead_in=1.0, seed=7
+    ),
+    "170bpm-3/4-offbeat": song_spec(170.0, beats_per_bar=3, offbeat_hats=True, seed=8),
+}
+
+
+@pytest.fixture(scope="module")
+def tracked() -> dict[str, tuple[dict[str, Any], BeatTrack]]:
+    """Every case synthesized and tracked once (the first call also warms up numba)."""
+    out = {}
+    for name, spec in CASES.items():
+        song = synthesize_song(spec)
+        out[name] = (song.truth, track_beats(song.audio.mean(axis=0), song.sample_rate))
+    return out
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_beats_match_the_truth(
+    tracked: dict[str, tuple[dict[str, Any], BeatTrack]], name: str
+) -> None:
+    truth, track = tracked[name]
+    f_beats = mir_eval.beat.f_measure(np.array(truth["beats"]), track.times)
+    assert f_beats >= 0.95, f"{name}: beat F {f_beats:.3f}"
+    # No octave errors: the tempo is within 4 % of the truth, not half or double.
+    assert track.tempo == pytest.approx(truth["tempo"], rel=0.04)
+    assert track.beats_per_bar == CASES[name].beats_per_bar
+    f_downbeats = mir_eval.beat.f_measure(np.array(truth["downbeats"]), track.downbeat_times)
+    assert f_downbeats >= 0.9, f"{name}: downbeat F {f_downbeats:.3f}"
+    assert track.warnings == ()
+
+
+def test_track_is_well_formed(tracked: dict[str, tuple[dict[str, Any], BeatTrack]]) -> None:
+    _, track = tracked["140bpm-swing-syncopation"]
+    n = len(track)
+    assert track.times.dtype == np.float64
+    assert np.all(np.diff(track.times) > 0)
+    assert track.strengths.shape == (n,)
+    assert np.all((track.strengths >= 0.0) & (track.strengths <= 1.0))
+    assert track.beat_in_bar.shape == (n,)
+    assert set(np.unique(track.beat_in_bar)) <= {1, 2, 3, 4}
+    # Positions count up through each bar.
+    following = track.beat_in_bar[1:]
+    assert np.all(following == track.beat_in_bar[:-1] % track.beats_per_bar + 1)
+
+
+def test_no_beats_in_a_silent_lead_in(
+    tracked: dict[str, tuple[dict[str, Any], BeatTrack]],
+) -> None:
+    truth, track = tracked["90bpm-offbeat-syncopation-lead-in"]
+    assert track.times[0] > truth["beats"][0] - 0.07
+    assert track.times[-1] < truth["beats"][-1] + 0.07
+
+
+def test_other_sample_rates_are_resampled() -> None:
+    song = synthesize_song(dataclasses.replace(song_spec(128.0, seed=9), sample_rate=44100))
+    track = track_beats(song.audio.mean(axis=0), song.sample_rate)
+    assert mir_eval.beat.f_measure(np.array(song.truth["beats"]), track.times) >= 0.95
+
+
+def test_imposed_meter_is_kept() -> None:
+    song = synthesize_song(song_spec(100.0, seed=10))
+    track = track_beats(song.audio.mean(axis=0), SR, beats_per_bar=3)
+    assert track.beats_per_bar == 3
+    assert set(np.unique(track.beat_in_bar)) == {1, 2, 3}
+
+
+def test_silence_gives_an_empty_track_with_a_warning() -> None:
+    track = track_beats(np.zeros(10 * SR, dtype=np.float32), SR)
+    assert len(track) == 0
+    assert track.tempo == 0.0
+    assert track.times.dtype == np.float64
+    assert track.beat_in_bar.size == 0
+    assert "silent" in track.warnings[0]
+
+
+def test_white_noise_gives_an_empty_track_with_a_warning() -> None:
+    noise = 0.3 * np.random.default_rng(0).standard_normal(20 * SR).astype(np.float32)
+    for sensitivity in (0.5, 1.0):
+        track = track_beats(noise, SR, sensitivity=sensitivity)
+        assert len(track) == 0
+        assert track.tempo == 0.0
+        assert "no steady pulse" in track.warnings[0]
+
+
+def test_too_short_audio_gives_an_empty_track() -> None:
+    track = track_beats(np.zeros(SR, dtype=np.float32), SR)
+    assert len(track) == 0
+    assert "shorter" in track.warnings[0]
+
+
+def test_sensitivity_sets_how_quiet_music_may_be() -> None:
+    """The loudness gate is -50 - 30 * sensitivity dBFS: a song at about -60 dBFS counts
+    as music at 0.9 (gate -77 dBFS) and as silence at 0.1 (gate -53 dBFS)."""
+    song = synthesize_song(song_spec(110.0, seed=11))
+    quiet = song.audio.mean(axis=0) * 10.0 ** (-45.0 / 20.0)
+    deaf = track_beats(quiet, SR, sensitivity=0.1)
+    assert len(deaf) == 0
+    assert "silent" in deaf.warnings[0]
+    keen = track_beats(quiet, SR, sensitivity=0.9)
+    assert mir_eval.beat.f_measure(np.array(song.truth["beats"]), keen.times) >= 0.95
+
+
+def drifting_drums(start_bpm: float, end_bpm: float, seconds: float) -> tuple[np.ndarray, ...]:
+    """Kick and snare alternating on every beat while the tempo glides; returns audio, beats."""
+    beats = [0.5]
+    while beats[-1] < seconds - 1.0:
+        bpm = start_bpm + (end_bpm - start_bpm) * beats[-1] / seconds
+        beats.append(beats[-1] + 60.0 / bpm)
+    t = np.arange(int(0.15 * SR)) / SR
+    kick = np.sin(2 * np.pi * (50 * t + 2.0 * (1 - np.exp(-t / 0.02)))) * np.exp(-t / 0.05)
+    snare = np.random.default_rng(0).standard_normal(t.size) * np.exp(-t / 0.03) * 0.3
+    y = np.zeros(int(seconds * SR))
+    for i, beat in enumerate(beats):
+        start = int(beat * SR)
+        y[start : start + t.size] += kick if i % 2 == 0 else snare + 0.3 * kick
+    return (0.5 * y).astype(np.float32), np.array(beats)
+
+
+def test_sensitivity_sets_how_closely_beats_follow_the_timing() -> None:
+    """Tightness to the global tempo is 400 * 16 ** -sensitivity: at 1.0 the beats follow a
+    tempo that glides from 90 to 130 BPM; at 0.0 they hold on to the average tempo."""
+    y, beats = drifting_drums(90.0, 130.0, 40.0)
+    loose = mir_eval.beat.f_measure(beats, track_beats(y, SR, sensitivity=1.0).times)
+    strict = mir_eval.beat.f_measure(beats, track_beats(y, SR, sensitivity=0.0).times)
+    assert loose >= 0.95
+    assert loose > strict + 0.1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"y": np.zeros((2, SR * 4), dtype=np.float32)}, "mono 1-D"),
+        ({"y": np.zeros(SR * 4, dtype=np.int16)}, "floating-point"),
+        ({"y": [0.0] * (SR * 4)}, "mono 1-D"),
+        ({"sr": 0}, "sr=0"),
+        ({"sr": 22050.0}, "sr=22050.0"),
+        ({"sensitivity": 1.5}, "sensitivity=1.5"),
+        ({"sensitivity": True}, "sensitivity=True"),
+        ({"beats_per_bar": 5}, "beats_per_bar=5"),
+        ({"y": np.full(SR * 4, np.nan, dtype=np.float32)}, "finite"),
+    ],
+)
+def test_bad_arguments_raise_parameter_error(kwargs: dict[str, Any], match: str) -> None:
+    args: dict[str, Any] = {"y": np.zeros(SR * 4, dtype=np.float32), "sr": SR}
+    args.update(kwargs)
+    y, sr = args.pop("y"), args.pop("sr")
+    with pytest.raises(ParameterError, match=match):
+        track_beats(y, sr, **args)
