@@ -217,7 +217,7 @@ SCHEMA: dict[str, Field] = {
         help="Log level of the engine.",
     ),
     **_preset("draft", width=640, height=360, fps=24, crf=26, speed="veryfast"),
-    **_preset("web", width=1280, height=720, fps=30, crf=21, speed="faster"),
+    **_preset("web", width=1280, height=720, fps=30, crf=21, speed="veryfast"),
     **_preset("high", width=1920, height=1080, fps=30, crf=18, speed="medium"),
 }
 
