@@ -84,6 +84,41 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where generated stills are kept for reuse",
     )
+
+    analyze = sub.add_parser(
+        "analyze",
+        help="analyse a song: tempo, beats, downbeats, sections, key",
+        description="Analyse AUDIO and print a summary; write the full analysis as JSON "
+        "and a picture of it (waveform, beats, downbeats, sections) on request.",
+    )
+    analyze.add_argument("audio", type=Path, help="the song (wav, flac, ogg, mp3, m4a)")
+    analyze.add_argument(
+        "--json",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="write the analysis as JSON ('-' for standard output)",
+    )
+    analyze.add_argument(
+        "--plot",
+        type=Path,
+        default=None,
+        metavar="FILE.png",
+        help="draw the waveform with beats, downbeats and section bands",
+    )
+    analyze.add_argument(
+        "--sensitivity",
+        type=float,
+        default=None,
+        help="beat sensitivity 0..1 (default from config: 0.5)",
+    )
+    analyze.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="where analyses are cached (by content hash)",
+    )
     return parser
 
 
@@ -148,6 +183,61 @@ def _render(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _analyze(args: argparse.Namespace) -> int:
+    import json
+
+    from engine.atomic_files import atomic_write_text
+    from engine.audio.analyzer import AudioAnalyzer
+    from engine.audio.decode import check_audio_path
+    from engine.errors import ParameterError
+    from engine.orchestrator.render_pipeline import default_cache_dir
+    from engine.output_paths import check_output_path
+
+    config = _load_config(args.config)
+    audio_cfg = config["audio"]  # type: ignore[index]
+    check_audio_path(args.audio)
+    to_stdout = args.json is not None and str(args.json) == "-"
+    if args.json is not None and not to_stdout:
+        check_output_path(args.json, what="JSON file", extensions=(".json",))
+    if args.plot is not None:
+        check_output_path(args.plot, what="plot", extensions=(".png",))
+    sensitivity = audio_cfg["beat_sensitivity"] if args.sensitivity is None else args.sensitivity
+    if not 0.0 <= sensitivity <= 1.0:
+        raise ParameterError("--sensitivity", sensitivity, "a number from 0 to 1")
+    max_duration = float(audio_cfg["max_duration_minutes"]) * 60.0
+    analyzer = AudioAnalyzer(
+        sample_rate=int(audio_cfg["analysis_sample_rate"]),
+        max_duration=max_duration,
+        sensitivity=float(sensitivity),
+        cache_dir=(args.cache_dir or default_cache_dir()) / "analysis",
+    )
+    analysis = analyzer.analyze(args.audio)
+    text = json.dumps(analysis.to_dict(), indent=2) + "\n"
+    if to_stdout:
+        sys.stdout.write(text)
+    elif args.json is not None:
+        atomic_write_text(args.json, text)
+    if args.plot is not None:
+        from engine.audio.decode import decode_audio
+        from engine.audio.plot import plot_analysis
+
+        audio = decode_audio(args.audio, sample_rate=8000, mono=True, max_duration=max_duration)
+        plot_analysis(args.plot, audio.samples[0], audio.sample_rate, analysis)
+    if not to_stdout:
+        sections = ", ".join(
+            f"{s.label} {int(s.start) // 60}:{int(s.start) % 60:02d}" for s in analysis.sections
+        )
+        print(
+            f"{args.audio.name}: {analysis.duration:.1f} s, {analysis.tempo:.1f} BPM, "
+            f"{analysis.time_signature}, {analysis.key} ({analysis.key_confidence:.2f}), "
+            f"{len(analysis.beats)} beats, {len(analysis.downbeats)} bars"
+        )
+        print(f"sections: {sections}")
+        for warning in analysis.warnings:
+            print(f"warning: {warning}")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (also used by the console script)."""
     args = _parser().parse_args(argv)
@@ -157,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "render":
             return _render(args)
+        if args.command == "analyze":
+            return _analyze(args)
         raise AssertionError(f"unhandled command {args.command}")  # argparse prevents this
     except CancelledError:
         print("cancelled", file=sys.stderr)

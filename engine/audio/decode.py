@@ -31,7 +31,23 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SUPPORTED_AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".aac")
+SUPPORTED_AUDIO_EXTENSIONS = (
+    ".wav",
+    ".flac",
+    ".ogg",
+    ".oga",
+    ".opus",
+    ".mp3",
+    ".m4a",
+    ".aac",
+    ".aif",
+    ".aiff",
+    # video files: the song is taken from their first audio stream
+    ".mp4",
+    ".mov",
+    ".mkv",
+    ".webm",
+)
 _SUPPORTED_TEXT = ", ".join(e.lstrip(".") for e in SUPPORTED_AUDIO_EXTENSIONS)
 
 

@@ -9,6 +9,13 @@ Every note is placed on the beat grid the truth describes, so the truth is exact
 estimated.  With ``swing`` only the off-beat eighths (and the sixteenths between) move;
 the beats stay where the truth says.  Rendering is deterministic for a given ``seed``.
 
+Three options make the traps that beat trackers fall into, with the truth still exact:
+``half_time`` (kick on beat 1 and snare on beat 3 only, so the drums pulse at half the
+tempo), ``tempo_end`` (the tempo glides from ``tempo`` to ``tempo_end`` over the song) and
+``rubato_end`` (a ritardando over the last section).  Under a tempo change, beat ``b`` is at
+``lead_in + integral of 60 / bpm(x) dx from 0 to b`` seconds, with ``bpm`` piecewise linear
+in beats: a closed form (logarithms), not a numerical estimate.
+
 Speed comes from rendering each distinct sound once (a drum hit, a bass note of a given
 pitch and length, a chord voicing) and adding it at every offset where it is played;
 repeated sections reuse the same renders, which also makes them sample-identical apart
@@ -215,6 +222,19 @@ class SongSpec:
         8000 to 192000 Hz.
     seed : int
         0 or more: picks the melody and the noise of the drums.
+    half_time : bool
+        Half-time drums: the kick on beat 1 and the snare (and clap) on beat 3 of each bar,
+        nothing on 2 and 4, while hats, bass and keys keep the tempo: a trap for trackers
+        that follow the kick and snare and report half the tempo.
+    tempo_end : float or None
+        50 to 200: the tempo glides linearly (in beats) from ``tempo`` on the first beat to
+        this on the beat after the last; None (default) keeps the tempo steady.
+    rubato_end : float
+        0 to 0.5: a ritardando over the last section, which slows down linearly to
+        ``1 - rubato_end`` of its starting tempo by its end; 0 (default) for none.
+
+    The last three default to a song identical to one made before they existed, and
+    :meth:`to_dict` leaves them out while they are at their defaults.
 
     Raises
     ------
@@ -232,6 +252,9 @@ class SongSpec:
     lead_in: float = 0.0
     sample_rate: int = 44100
     seed: int = 0
+    half_time: bool = False
+    tempo_end: float | None = None
+    rubato_end: float = 0.0
 
     def __post_init__(self) -> None:
         _check_number("tempo", self.tempo, 50.0, 200.0)
@@ -251,6 +274,10 @@ class SongSpec:
         _check_number("lead_in", self.lead_in, 0.0, 30.0)
         _check_int("sample_rate", self.sample_rate, 8000, 192000)
         _check_int("seed", self.seed, 0, 2**63 - 1)
+        _check_bool("half_time", self.half_time)
+        if self.tempo_end is not None:
+            _check_number("tempo_end", self.tempo_end, 50.0, 200.0)
+        _check_number("rubato_end", self.rubato_end, 0.0, 0.5)
         if self.duration > _MAX_DURATION_S:
             raise ParameterError(
                 "sections",
@@ -271,17 +298,79 @@ class SongSpec:
     @property
     def duration(self) -> float:
         """Song length in seconds: lead-in, the bars, and a short release tail."""
-        n = round(
-            (self.lead_in + self.total_bars * self.beats_per_bar * self.seconds_per_beat + _TAIL_S)
-            * self.sample_rate
-        )
+        n_beats = self.total_bars * self.beats_per_bar
+        tempo_map = _tempo_map(self)
+        bars = n_beats * self.seconds_per_beat if tempo_map is None else tempo_map.seconds(n_beats)
+        n = round((self.lead_in + bars + _TAIL_S) * self.sample_rate)
         return n / self.sample_rate
 
     def to_dict(self) -> dict[str, Any]:
-        """The spec as plain JSON-friendly types (the sections as a list of dicts)."""
+        """The spec as plain JSON-friendly types (the sections as a list of dicts).
+
+        The tempo-change and half-time options are left out while at their defaults, so
+        the dict of a song made before they existed is unchanged.
+        """
         fields = dataclasses.asdict(self)
         fields["sections"] = list(fields["sections"])
+        for name, default in _OPTION_DEFAULTS.items():
+            if fields[name] == default:
+                del fields[name]
         return fields
+
+
+_OPTION_DEFAULTS: dict[str, Any] = {"half_time": False, "tempo_end": None, "rubato_end": 0.0}
+
+
+@dataclass(frozen=True)
+class _TempoMap:
+    """Beat position to seconds for a tempo that is piecewise linear in beats.
+
+    ``knots`` are ``(beat, bpm)`` pairs, increasing in beat; the tempo is constant before
+    the first and after the last.  Within a segment from beat ``b0`` at ``a`` BPM to ``b1``
+    at ``c`` BPM, ``bpm(x) = a + (c - a) * (x - b0) / (b1 - b0)`` and the time taken is the
+    integral of ``60 / bpm``: ``60 * L / (c - a) * ln(bpm(x) / a)`` with ``L = b1 - b0``.
+    """
+
+    knots: tuple[tuple[float, float], ...]
+
+    def seconds(self, beat: float) -> float:
+        """Seconds from beat 0 to ``beat``."""
+        first_beat, first_bpm = self.knots[0]
+        if beat <= first_beat:
+            return (beat - first_beat) * 60.0 / first_bpm
+        total = 0.0
+        for (b0, a), (b1, c) in zip(self.knots[:-1], self.knots[1:], strict=True):
+            x = min(beat, b1) - b0
+            length = b1 - b0
+            if abs(c - a) < 1e-12:
+                total += 60.0 * x / a
+            else:
+                total += 60.0 * length / (c - a) * math.log((a + (c - a) * x / length) / a)
+            if beat <= b1:
+                return total
+        last_beat, last_bpm = self.knots[-1]
+        return total + (beat - last_beat) * 60.0 / last_bpm
+
+
+def _tempo_map(spec: SongSpec) -> _TempoMap | None:
+    """The song's tempo map, or None for a steady tempo (the original, exact arithmetic)."""
+    if spec.tempo_end is None and spec.rubato_end == 0.0:
+        return None
+    n_beats = float(spec.total_bars * spec.beats_per_bar)
+    start, end = float(spec.tempo), float(spec.tempo if spec.tempo_end is None else spec.tempo_end)
+
+    def glide(beat: float) -> float:
+        return start + (end - start) * beat / n_beats
+
+    knots = [(0.0, start)]
+    if spec.rubato_end > 0.0:
+        last_start = float((spec.total_bars - spec.sections[-1].bars) * spec.beats_per_bar)
+        if last_start > 0.0:
+            knots.append((last_start, glide(last_start)))
+        knots.append((n_beats, glide(n_beats) * (1.0 - spec.rubato_end)))
+    else:
+        knots.append((n_beats, end))
+    return _TempoMap(tuple(knots))
 
 
 @dataclass(frozen=True)
@@ -295,7 +384,8 @@ class SynthSong:
     sample_rate : int
         Samples per second.
     truth : dict
-        JSON-friendly ground truth: ``tempo``, ``time_signature``, ``key``, ``duration``,
+        JSON-friendly ground truth: ``tempo`` (under a tempo change, that of the median
+        beat interval), ``time_signature``, ``key``, ``duration``,
         ``beats``, ``downbeats``, ``beat_in_bar`` (1-based), ``sections`` (``start``,
         ``end``, ``label``, ``energy``, ``bars``; contiguous from 0 to ``duration``, so
         the first one includes the lead-in and the last one the release tail; the inner
@@ -709,6 +799,7 @@ class _Song:
         self.spec = spec
         self.sr = spec.sample_rate
         self.spb = spec.seconds_per_beat
+        self.tempo_map = _tempo_map(spec)
         self.n = round(spec.duration * self.sr)
         self.buses = {name: np.zeros((2, self.n)) for name in ("drums", "music", "lead", "send")}
         self.kick_samples: list[int] = []
@@ -720,9 +811,15 @@ class _Song:
         s = self.spec.swing
         # Piecewise-linear warp inside the beat: the "and" moves, the beat stays.
         warped = frac * (1 + s) if frac <= 0.5 else 0.5 * (1 + s) + (frac - 0.5) * (1 - s)
+        if self.tempo_map is not None:
+            return round((self.spec.lead_in + self.tempo_map.seconds(whole + warped)) * self.sr)
         return round((self.spec.lead_in + (whole + warped) * self.spb) * self.sr)
 
-    def beats_to_samples(self, beats: float) -> int:
+    def beats_to_samples(self, beats: float, at: float = 0.0) -> int:
+        """Length of ``beats`` beats in samples, starting at beat ``at`` (under a tempo map)."""
+        if self.tempo_map is not None:
+            seconds = self.tempo_map.seconds(at + beats) - self.tempo_map.seconds(at)
+            return max(1, round(seconds * self.sr))
         return max(1, round(beats * self.spb * self.sr))
 
     def add(self, bus: str, sound: np.ndarray, start: int, gain: float, send: float = 0.0) -> None:
@@ -756,7 +853,6 @@ def _render_section(
     bpb = spec.beats_per_bar
     progression = _PROGRESSIONS[harmony.mode][section.label]
     level = 0.55 + 0.45 * e
-    bar_samples = song.beats_to_samples(bpb)
     melody = (
         _melody(harmony, progression, bpb, _label_rng(spec.seed, section.label))
         if section.label == "chorus" or (e >= 0.8 and section.label != "outro")
@@ -779,7 +875,7 @@ def _render_section(
         bright = e >= 0.75
         song.add(
             "music",
-            sounds.pad(pad_notes, bar_samples, bright),
+            sounds.pad(pad_notes, song.beats_to_samples(bpb, b0), bright),
             song.sample_at(b0),
             (0.32 if e < 0.45 else 0.22) * level,
             send=0.5,
@@ -811,6 +907,8 @@ def _render_section(
                 )
         if e >= 0.4:
             kicks = list(range(bpb)) if e >= 0.6 else list(range(0, bpb, 2))
+            if spec.half_time:
+                kicks = [0]
             if pushes:
                 if 2 in kicks and e < 0.6:
                     kicks.remove(2)
@@ -822,7 +920,7 @@ def _render_section(
                 song.add("drums", sounds.kick(harmony.tonic), start, 0.9 * level)
                 song.kick_samples.append(start)
         if e >= 0.45:
-            for pos in backbeats:
+            for pos in [2] if spec.half_time and bpb >= 3 else backbeats:
                 vel = 0.7 if (bpb == 3 and pos == 2) else 1.0
                 song.add(
                     "drums", sounds.snare(), song.sample_at(b0 + pos), 0.5 * vel * level, send=0.25
@@ -866,7 +964,7 @@ def _render_section(
                 vel = 1.0 if abs(pos - round(pos)) < 1e-9 else 0.8
                 song.add(
                     "music",
-                    sounds.bass(midi, song.beats_to_samples(length)),
+                    sounds.bass(midi, song.beats_to_samples(length, b0 + pos)),
                     song.sample_at(b0 + pos),
                     0.45 * vel * level,
                 )
@@ -878,7 +976,7 @@ def _render_section(
                 length = min(0.9, bpb - pos) - 0.1
                 song.add(
                     "music",
-                    sounds.keys(chord, song.beats_to_samples(length)),
+                    sounds.keys(chord, song.beats_to_samples(length, b0 + pos)),
                     song.sample_at(b0 + pos),
                     (0.16 if e >= 0.75 else 0.22) * level,
                     send=0.35,
@@ -892,7 +990,7 @@ def _render_section(
             pos = start - phrase_bar * bpb
             song.add(
                 "lead",
-                sounds.lead(midi, song.beats_to_samples(length)),
+                sounds.lead(midi, song.beats_to_samples(length, b0 + pos)),
                 song.sample_at(b0 + pos),
                 0.2 * level,
                 send=0.4,
@@ -1002,8 +1100,16 @@ def synthesize_song(spec: SongSpec) -> SynthSong:
 def _truth(spec: SongSpec, harmony: _Harmony, key_name: str, song: _Song) -> dict[str, Any]:
     bpb = spec.beats_per_bar
     n_beats = spec.total_bars * bpb
-    beats = [spec.lead_in + i * song.spb for i in range(n_beats)]
+    if song.tempo_map is None:
+        beats = [spec.lead_in + i * song.spb for i in range(n_beats)]
+    else:
+        beats = [spec.lead_in + song.tempo_map.seconds(i) for i in range(n_beats)]
     duration = song.n / spec.sample_rate
+    last_beat = (
+        song.spb
+        if song.tempo_map is None
+        else song.tempo_map.seconds(n_beats) - song.tempo_map.seconds(n_beats - 1)
+    )
     sections: list[dict[str, Any]] = []
     chords: list[dict[str, Any]] = []
     bar = 0
@@ -1023,7 +1129,7 @@ def _truth(spec: SongSpec, harmony: _Harmony, key_name: str, song: _Song) -> dic
         progression = _PROGRESSIONS[harmony.mode][section.label]
         for j in range(section.bars):
             b = bar + j
-            chord_end = beats[(b + 1) * bpb] if b + 1 < spec.total_bars else beats[-1] + song.spb
+            chord_end = beats[(b + 1) * bpb] if b + 1 < spec.total_bars else beats[-1] + last_beat
             chords.append(
                 {
                     "start": beats[b * bpb],
@@ -1032,8 +1138,10 @@ def _truth(spec: SongSpec, harmony: _Harmony, key_name: str, song: _Song) -> dic
                 }
             )
         bar = end_bar
+    # Under a tempo change, the tempo of the median beat interval.
+    tempo = float(spec.tempo) if song.tempo_map is None else 60.0 / float(np.median(np.diff(beats)))
     return {
-        "tempo": float(spec.tempo),
+        "tempo": tempo,
         "time_signature": f"{bpb}/4",
         "key": key_name,
         "duration": duration,

@@ -29,6 +29,7 @@ from engine.errors import MediaInputError, ParameterError
 from engine.generation.backends import BACKEND_NAMES, create_backend
 from engine.generation.palette import palette_from_prompt, parse_palette
 from engine.generation.types import ImageBackend, StillRequest
+from engine.output_paths import check_output_path
 from engine.planning.shots import ShotList, plan_shots
 
 __all__ = ["OUTPUT_EXTENSIONS", "PRESET_NAMES", "RenderRequest", "render_video"]
@@ -65,26 +66,6 @@ class RenderRequest:
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "apex-director"
-
-
-def _check_output(path: Path, *, what: str, extensions: tuple[str, ...]) -> Path:
-    path = Path(path)
-    if path.suffix.lower() not in extensions:
-        raise MediaInputError(
-            path, f"{what} must end in {' or '.join(extensions)} (got {path.suffix or 'none'!r})"
-        )
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.exists():
-        raise MediaInputError(
-            path, f"the folder {parent} does not exist; create it or choose another {what} path"
-        )
-    if not parent.is_dir():
-        raise MediaInputError(path, f"{parent} is not a folder")
-    if path.is_dir():
-        raise MediaInputError(path, f"is a folder; give a file name for the {what}")
-    if not os.access(parent, os.W_OK):
-        raise MediaInputError(path, f"the folder {parent} is not writable")
-    return path
 
 
 def _stage(context: StageContext, name: str, timings: dict[str, float]) -> Callable[[], None]:
@@ -168,11 +149,13 @@ def render_video(
     # -- check everything before doing anything ------------------------------------
     audio_path = check_audio_path(request.audio_path)
     audio_info = probe_audio(audio_path)
-    output_path = _check_output(request.output_path, what="output", extensions=OUTPUT_EXTENSIONS)
+    output_path = check_output_path(
+        request.output_path, what="output", extensions=OUTPUT_EXTENSIONS
+    )
     if output_path.resolve() == audio_path.resolve():
         raise MediaInputError(output_path, "the output would overwrite the input song")
     if request.json_report is not None:
-        _check_output(request.json_report, what="report", extensions=(".json",))
+        check_output_path(request.json_report, what="report", extensions=(".json",))
     backend = create_backend(request.backend, images_dir=request.images_dir)
     backend_warnings = list(getattr(backend, "warnings", []))
     # A palette from the style bible holds for every shot; otherwise each shot's
