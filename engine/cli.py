@@ -53,9 +53,16 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("-o", "--output", type=Path, required=True, help="output video (.mp4)")
     render.add_argument(
         "--preset",
-        choices=("draft", "web", "high"),
+        choices=("draft", "web", "high", "broadcast", "cinema"),
         default=None,
-        help="output size and quality (default from config: web = 1280x720 30 fps)",
+        help="draft 640x360 24 fps; web 1920x1080 30 fps (default); high 1920x1080 CRF 16; "
+        "broadcast 1920x1080 25 fps, 1 s GOP, -23 LUFS; cinema 3840x2160 24 fps 10-bit HEVC",
+    )
+    render.add_argument(
+        "--aspect",
+        choices=("16:9", "9:16", "1:1"),
+        default="16:9",
+        help="frame shape: landscape, vertical (phones) or square",
     )
     render.add_argument(
         "--backend",
@@ -162,6 +169,7 @@ def _render(args: argparse.Namespace) -> int:
         audio_path=args.audio,
         output_path=args.output,
         preset=args.preset or config["render"]["preset"],  # type: ignore[index]
+        aspect=args.aspect,
         backend=backend,
         images_dir=args.images,
         json_report=args.json_report,

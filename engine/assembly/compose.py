@@ -2,21 +2,33 @@
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import json
 import logging
 import queue
+import shutil
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from engine.assembly.encoder import EncodeSettings, EncodeStats, H264Writer
+from engine.assembly.encoder import (
+    AudioTrack,
+    EncodeSettings,
+    VideoWriter,
+    encode_audio_track,
+    join_segments,
+)
 from engine.assembly.motion import apply_motion
 from engine.assembly.timeline import Timeline, blend
+from engine.atomic_files import atomic_path, atomic_write_text
 from engine.planning.shots import ShotList
 
-__all__ = ["StillCache", "compose_video"]
+__all__ = ["RenderStats", "StillCache", "compose_video"]
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +55,13 @@ class StillCache:
 
 
 def _frames(
-    shots: ShotList, timeline: Timeline, cache: StillCache, motion_amount: float
+    shots: ShotList,
+    timeline: Timeline,
+    cache: StillCache,
+    motion_amount: float,
+    frames: range | None = None,
 ) -> Iterator[np.ndarray]:
-    for frame in range(timeline.frame_count):
+    for frame in frames if frames is not None else range(timeline.frame_count):
         recipe = timeline.recipe(frame)
         layers = [
             apply_motion(cache.get(index), shots.shots[index].motion, prog, amount=motion_amount)
@@ -98,35 +114,93 @@ def _ahead(source: Iterator[np.ndarray], *, depth: int = 6) -> Iterator[np.ndarr
         worker.join()
 
 
+@dataclass(frozen=True)
+class RenderStats:
+    frames: int
+    segments: int
+    segments_reused: int
+    audio: AudioTrack
+
+
 def compose_video(
     shots: ShotList,
     load_still: Callable[[int], np.ndarray],
     *,
     output_path: Path,
     audio_path: Path,
+    work_dir: Path,
     settings: EncodeSettings,
     crossfade_seconds: float,
     motion_amount: float,
     max_audio_duration: float | None = None,
+    segment_seconds: float = 4.0,
     progress: Progress | None = None,
-) -> EncodeStats:
-    """Render every frame of ``shots`` and encode it with the song's audio.
+) -> RenderStats:
+    """Render every frame of ``shots``, encode it in segments, and join them with the audio.
 
-    ``load_still(i)`` returns shot ``i``'s still at the frame size. ``progress``
-    is called about once per second of video with (frames done, total) and may
-    raise to cancel.  Frames are composed in a worker thread while the previous
-    ones are encoded; memory holds a handful of frames, whatever the song's length.
+    ``work_dir`` holds the finished segments and the audio track; it must be unique to
+    everything that determines the frames (the caller keys it by a hash).  Segments
+    already there are reused, so a render that was killed resumes where it stopped;
+    the folder is removed once the output is written.  ``load_still(i)`` returns
+    shot ``i``'s still at the frame size.  ``progress`` is called about once per
+    second of video with (frames done, total) and may raise to cancel.  Frames are
+    composed in a worker thread while the previous ones are encoded; memory holds a
+    handful of frames, whatever the song's length.
     """
-    timeline = Timeline(shots, fps=settings.fps, crossfade_seconds=crossfade_seconds)
+    timeline = Timeline(shots, fps=float(settings.fps), crossfade_seconds=crossfade_seconds)
     cache = StillCache(load_still)
     total = timeline.frame_count
-    with H264Writer(
-        output_path, settings, audio_path=audio_path, max_audio_duration=max_audio_duration
-    ) as writer:
-        for frame, image in enumerate(_ahead(_frames(shots, timeline, cache, motion_amount))):
-            writer.write(image)
-            if progress is not None and (frame % settings.fps == 0 or frame == total - 1):
-                progress(frame + 1, total)
-        stats = writer.close()
-    log.info("composed %d frames at %d fps", stats.frames, settings.fps)
-    return stats
+    per_segment = max(1, round(segment_seconds * float(settings.fps)))
+    work_dir.mkdir(parents=True, exist_ok=True)
+
+    audio_file = work_dir / "audio.m4a"
+    audio_info = work_dir / "audio.json"
+    if audio_file.exists() and audio_info.exists():
+        meta = json.loads(audio_info.read_text())
+        audio = AudioTrack(samples=int(meta["samples"]), sample_rate=int(meta["sample_rate"]))
+    else:
+        with atomic_path(audio_file) as tmp:
+            audio = encode_audio_track(
+                audio_path,
+                tmp,
+                bitrate=settings.audio_bitrate,
+                gain_db=settings.audio_gain_db,
+                max_duration=max_audio_duration,
+            )
+        atomic_write_text(audio_info, json.dumps(dataclasses.asdict(audio)))
+
+    segments: list[Path] = []
+    reused = 0
+    tick = max(1, round(float(settings.fps)))
+    for index, first in enumerate(range(0, total, per_segment)):
+        frames = range(first, min(total, first + per_segment))
+        path = work_dir / f"segment_{index:05d}.mp4"
+        segments.append(path)
+        if path.exists():
+            reused += 1
+            if progress is not None:
+                progress(frames.stop, total)
+            continue
+        images = _ahead(_frames(shots, timeline, cache, motion_amount, frames))
+        with (
+            contextlib.closing(images),
+            atomic_path(path) as tmp,
+            VideoWriter(tmp, settings) as writer,
+        ):
+            for frame, image in zip(frames, images, strict=True):
+                writer.write(image)
+                if progress is not None and (frame % tick == 0 or frame == total - 1):
+                    progress(frame + 1, total)
+    with atomic_path(output_path) as tmp:
+        joined = join_segments(
+            segments, audio_file, tmp, fps=settings.fps, metadata=settings.metadata
+        )
+    shutil.rmtree(work_dir, ignore_errors=True)
+    if reused:
+        log.info("resumed: reused %d of %d segments", reused, len(segments))
+    log.info(
+        "composed %d frames at %s fps in %d segments", joined.frames, settings.fps, len(segments)
+    )
+    return RenderStats(
+        frames=joined.frames, segments=len(segments), segments_reused=reused, audio=audio
+    )

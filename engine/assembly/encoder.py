@@ -1,15 +1,21 @@
-"""H.264 + AAC encoding with PyAV, streaming: one frame in, one frame out.
+"""Encoding with PyAV: video segments, the audio track, and the join.
 
-Video is yuv420p, BT.709 primaries/transfer/matrix in limited range, tagged both
-in the container and in the H.264 VUI, at a constant frame rate.  The song's
-audio is decoded block by block and interleaved with the video as it goes, so
-memory stays flat whatever the song's length.
+A render is encoded as video-only segments of a few seconds (each a closed GOP in its
+own MP4, written atomically), plus the song as one AAC track; the join copies their
+packets into the final MP4 without re-encoding.  A render killed mid-way therefore
+loses at most the segment it was writing.
+
+Video is H.264 (yuv420p) or HEVC (10-bit, for the cinema preset), BT.709
+primaries/transfer/matrix in limited range, tagged in the container and in the
+bitstream's VUI, at a constant frame rate (integer or NTSC-fractional such as
+30000/1001).
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -20,7 +26,14 @@ import numpy as np
 from engine.audio.decode import iter_audio_frames, probe_audio
 from engine.errors import AssemblyError
 
-__all__ = ["EncodeSettings", "EncodeStats", "H264Writer"]
+__all__ = [
+    "AudioTrack",
+    "EncodeSettings",
+    "JoinStats",
+    "VideoWriter",
+    "encode_audio_track",
+    "join_segments",
+]
 
 log = logging.getLogger(__name__)
 
@@ -34,96 +47,78 @@ class EncodeSettings:
 
     width: int
     height: int
-    fps: int
+    fps: Fraction
     crf: int = 21
-    speed: str = "faster"
+    speed: str = "veryfast"
+    codec: str = "libx264"
+    pix_fmt: str = "yuv420p"
+    gop_seconds: float = 2.0
     audio_bitrate: int = 192_000
+    audio_gain_db: float = 0.0
     metadata: tuple[tuple[str, str], ...] = ()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fps", Fraction(self.fps).limit_denominator(1001))
 
-@dataclass(frozen=True)
-class EncodeStats:
-    frames: int
-    audio_samples: int
-    audio_rate: int
+    @property
+    def gop_frames(self) -> int:
+        return max(1, int(self.gop_seconds * self.fps))
 
 
-class H264Writer:
-    """Write frames to an MP4 with the song's audio muxed in.
+def _open_output(path: Path, *, faststart: bool = False) -> Any:
+    import av
 
-    Use as a context manager; :meth:`close` (or leaving the ``with`` block without
-    an exception) flushes both encoders and writes the trailer.
+    options = {"movflags": "+faststart"} if faststart else {}
+    try:
+        return av.open(str(path), mode="w", format="mp4", options=options)
+    except av.error.FFmpegError as err:
+        raise AssemblyError(
+            f"cannot create {path}: {err}", component="encoder", stage="open"
+        ) from err
 
-    Parameters
-    ----------
-    path : Path
-        Output file (give a temporary path and rename it when done: see
-        :func:`engine.atomic_files.atomic_path`).
-    settings : EncodeSettings
-    audio_path : Path
-        The song; its audio is re-encoded to AAC at 44.1 or 48 kHz.
-    max_audio_duration : float, optional
-        Passed to the decoder's length check.
+
+class VideoWriter:
+    """Encode RGB frames into a video-only MP4 (one segment).
+
+    Use as a context manager; leaving the block without an exception flushes the
+    encoder and finishes the file.
     """
 
-    def __init__(
-        self,
-        path: Path,
-        settings: EncodeSettings,
-        *,
-        audio_path: Path,
-        max_audio_duration: float | None = None,
-    ) -> None:
-        import av
-
+    def __init__(self, path: Path, settings: EncodeSettings) -> None:
         self.settings = settings
-        info = probe_audio(audio_path)
-        self.audio_rate = info.sample_rate if info.sample_rate in (44100, 48000) else 48000
+        self._container = _open_output(path)
         try:
-            self._container = av.open(str(path), mode="w", format="mp4")
-        except av.error.FFmpegError as err:
-            raise AssemblyError(
-                f"cannot create {path}: {err}", component="encoder", stage="open"
-            ) from err
-        try:
-            for key, value in settings.metadata:
-                self._container.metadata[key] = value
-            self._video = self._add_video_stream()
-            self._audio = self._container.add_stream("aac", rate=self.audio_rate)
-            self._audio.codec_context.layout = "stereo"
-            self._audio.codec_context.bit_rate = settings.audio_bitrate
-            self._audio.time_base = Fraction(1, self.audio_rate)
+            self._stream = self._add_stream()
         except Exception:
             self._container.close()
             raise
-        self._audio_blocks: Iterator[np.ndarray] | None = iter_audio_frames(
-            audio_path,
-            sample_rate=self.audio_rate,
-            layout="stereo",
-            frame_size=_AAC_FRAME,
-            max_duration=max_audio_duration,
-        )
-        self._audio_samples = 0
         self._frames = 0
         self._closed = False
 
-    def _add_video_stream(self) -> Any:
+    def _add_stream(self) -> Any:
         s = self.settings
-        stream = self._container.add_stream("libx264", rate=Fraction(s.fps, 1))
+        stream = self._container.add_stream(s.codec, rate=s.fps)
         stream.width = s.width
         stream.height = s.height
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = Fraction(1, s.fps)
+        stream.pix_fmt = s.pix_fmt
+        stream.time_base = 1 / s.fps
         ctx = stream.codec_context
         ctx.color_primaries = _BT709
         ctx.color_trc = _BT709
         ctx.colorspace = _BT709
         ctx.color_range = 1  # limited ("tv"/MPEG) range
-        ctx.gop_size = 2 * s.fps
-        stream.options = {"crf": str(s.crf), "preset": s.speed, "movflags": "+faststart"}
+        ctx.gop_size = s.gop_frames
+        options = {"crf": str(s.crf), "preset": s.speed}
+        if s.codec == "libx265":
+            options["x265-params"] = (
+                f"colorprim=bt709:transfer=bt709:colormatrix=bt709:range=limited:"
+                f"keyint={s.gop_frames}:log-level=error"
+            )
+            stream.codec_tag = "hvc1"  # plays in QuickTime and browsers
+        stream.options = options
         return stream
 
-    def __enter__(self) -> H264Writer:
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
@@ -133,7 +128,7 @@ class H264Writer:
             self.abort()
 
     def write(self, rgb: np.ndarray) -> None:
-        """Encode one ``(height, width, 3)`` uint8 RGB frame, and the audio up to its end."""
+        """Encode one ``(height, width, 3)`` uint8 RGB frame."""
         import av
         from av.video.reformatter import ColorRange, Colorspace
 
@@ -147,7 +142,7 @@ class H264Writer:
             )
         frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
         yuv = frame.reformat(
-            format="yuv420p",
+            format=s.pix_fmt,
             src_colorspace=Colorspace.ITU709,
             dst_colorspace=Colorspace.ITU709,
             src_color_range=ColorRange.JPEG,
@@ -156,52 +151,25 @@ class H264Writer:
             dst_color_primaries=_BT709,
         )
         yuv.pts = self._frames
-        yuv.time_base = Fraction(1, s.fps)
-        self._mux(self._video.encode(yuv))
-        self._frames += 1
-        self._pump_audio(until_seconds=self._frames / s.fps)
-
-    def _pump_audio(self, *, until_seconds: float | None) -> None:
-        import av
-
-        if self._audio_blocks is None:
-            return
-        target = None if until_seconds is None else int(until_seconds * self.audio_rate)
-        while target is None or self._audio_samples < target:
-            block = next(self._audio_blocks, None)
-            if block is None:
-                self._audio_blocks = None
-                return
-            frame = av.AudioFrame.from_ndarray(
-                np.ascontiguousarray(block, dtype=np.float32), format="fltp", layout="stereo"
-            )
-            frame.sample_rate = self.audio_rate
-            frame.pts = self._audio_samples
-            frame.time_base = Fraction(1, self.audio_rate)
-            self._audio_samples += block.shape[1]
-            self._mux(self._audio.encode(frame))
-
-    def _mux(self, packets: list[Any]) -> None:
-        for packet in packets:
+        yuv.time_base = 1 / s.fps
+        for packet in self._stream.encode(yuv):
             self._container.mux(packet)
+        self._frames += 1
 
     @property
     def frames_written(self) -> int:
         return self._frames
 
-    def close(self) -> EncodeStats:
-        """Flush the encoders and finish the file."""
-        if self._closed:
-            return EncodeStats(self._frames, self._audio_samples, self.audio_rate)
-        try:
-            self._pump_audio(until_seconds=None)
-            self._mux(self._video.encode(None))
-            self._mux(self._audio.encode(None))
-        finally:
-            self._closed = True
-            self._container.close()
-        log.debug("encoded %d frames, %d audio samples", self._frames, self._audio_samples)
-        return EncodeStats(self._frames, self._audio_samples, self.audio_rate)
+    def close(self) -> int:
+        """Flush the encoder and finish the file; returns the number of frames."""
+        if not self._closed:
+            try:
+                for packet in self._stream.encode(None):
+                    self._container.mux(packet)
+            finally:
+                self._closed = True
+                self._container.close()
+        return self._frames
 
     def abort(self) -> None:
         """Close without flushing (the caller discards the file)."""
@@ -211,3 +179,138 @@ class H264Writer:
                 self._container.close()
             except Exception:  # closing a half-written file may fail; it is deleted anyway
                 log.debug("error while aborting the encoder", exc_info=True)
+
+
+@dataclass(frozen=True)
+class AudioTrack:
+    samples: int
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        return self.samples / self.sample_rate
+
+
+def output_sample_rate(audio_path: Path) -> int:
+    """44.1 or 48 kHz sources keep their rate; anything else becomes 48 kHz."""
+    rate = probe_audio(audio_path).sample_rate
+    return rate if rate in (44100, 48000) else 48000
+
+
+def encode_audio_track(
+    audio_path: Path,
+    out_path: Path,
+    *,
+    bitrate: int = 192_000,
+    gain_db: float = 0.0,
+    max_duration: float | None = None,
+) -> AudioTrack:
+    """Decode the song and encode it as stereo AAC into ``out_path`` (an .m4a)."""
+    import av
+
+    rate = output_sample_rate(audio_path)
+    gain = float(10 ** (gain_db / 20.0))
+    container = _open_output(out_path)
+    samples = 0
+    try:
+        stream = container.add_stream("aac", rate=rate)
+        stream.codec_context.layout = "stereo"
+        stream.codec_context.bit_rate = bitrate
+        stream.time_base = Fraction(1, rate)
+        for block in iter_audio_frames(
+            audio_path,
+            sample_rate=rate,
+            layout="stereo",
+            frame_size=_AAC_FRAME,
+            max_duration=max_duration,
+        ):
+            scaled = np.clip(block * gain, -1.0, 1.0) if gain != 1.0 else block
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(scaled, dtype=np.float32), format="fltp", layout="stereo"
+            )
+            frame.sample_rate = rate
+            frame.pts = samples
+            frame.time_base = Fraction(1, rate)
+            samples += block.shape[1]
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode(None):
+            container.mux(packet)
+    finally:
+        container.close()
+    return AudioTrack(samples=samples, sample_rate=rate)
+
+
+@dataclass(frozen=True)
+class JoinStats:
+    frames: int
+    video_duration: float
+
+
+def _video_packets(segments: Sequence[Path], fps: Fraction) -> Iterator[tuple[float, int, Any]]:
+    """Packets of every segment, shifted so segment k starts after segment k-1."""
+    import av
+
+    frames_before = 0
+    for path in segments:
+        with av.open(str(path)) as container:
+            stream = container.streams.video[0]
+            count = 0
+            offset = None
+            for packet in container.demux(stream):
+                if packet.dts is None:  # the demuxer's end-of-stream marker
+                    continue
+                if offset is None:
+                    offset = round(Fraction(frames_before) / fps / packet.time_base)
+                packet.pts += offset
+                packet.dts += offset
+                count += 1
+                yield float(packet.dts * packet.time_base), 0, packet
+            frames_before += count
+
+
+def _audio_packets(path: Path) -> Iterator[tuple[float, int, Any]]:
+    import av
+
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        for packet in container.demux(stream):
+            if packet.dts is None:
+                continue
+            yield float(packet.dts * packet.time_base), 1, packet
+
+
+def join_segments(
+    segments: Sequence[Path],
+    audio_track: Path,
+    out_path: Path,
+    *,
+    fps: Fraction,
+    metadata: Sequence[tuple[str, str]] = (),
+) -> JoinStats:
+    """Copy the segments' video and the audio track into one MP4, interleaved, no re-encode."""
+    import av
+
+    if not segments:
+        raise AssemblyError("nothing to join: no video segments", component="join")
+    out = _open_output(out_path, faststart=True)
+    frames = 0
+    try:
+        for key, value in metadata:
+            out.metadata[key] = value
+        with av.open(str(segments[0])) as first, av.open(str(audio_track)) as audio:
+            video_out = out.add_stream_from_template(first.streams.video[0])
+            audio_out = out.add_stream_from_template(audio.streams.audio[0])
+        outputs = (video_out, audio_out)
+        merged = heapq.merge(
+            _video_packets(segments, fps),
+            _audio_packets(audio_track),
+            key=lambda item: (item[0], item[1]),
+        )
+        for _time, kind, packet in merged:
+            packet.stream = outputs[kind]
+            out.mux(packet)
+            frames += kind == 0
+    finally:
+        out.close()
+    return JoinStats(frames=frames, video_duration=float(frames / fps))

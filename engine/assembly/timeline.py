@@ -34,13 +34,13 @@ class Timeline:
     ----------
     shots : ShotList
         The plan; shots are contiguous from 0 to ``shots.duration``.
-    fps : int
-        Output frame rate.
+    fps : float
+        Output frame rate (30000/1001 is given as 29.97002997...).
     crossfade_seconds : float
         Length of the crossfade into a shot whose ``transition_in`` is "crossfade".
     """
 
-    def __init__(self, shots: ShotList, *, fps: int, crossfade_seconds: float) -> None:
+    def __init__(self, shots: ShotList, *, fps: float, crossfade_seconds: float) -> None:
         if fps <= 0:
             raise ParameterError("fps", fps, "a positive integer")
         if not shots.shots:

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
-__all__ = ["SCHEMA", "SCHEMA_VERSION", "Field", "default_config", "flatten", "unflatten"]
+__all__ = [
+    "FRAME_RATES",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "Field",
+    "default_config",
+    "flatten",
+    "frame_rate",
+    "unflatten",
+]
 
 SCHEMA_VERSION = 1
 
@@ -34,12 +44,10 @@ class Field:
         # bool is an int in Python; a config that says `fps = true` is a mistake.
         if isinstance(value, bool) and bool not in expected:
             return f"{key}: expected {_type_names(expected)}, got a boolean ({value!r})"
-        if not isinstance(value, expected):
-            if float in expected and isinstance(value, int):
-                value = float(value)
-            else:
-                got = type(value).__name__
-                return f"{key}: expected {_type_names(expected)}, got {got} ({value!r})"
+        int_for_float = float in expected and isinstance(value, int)  # TOML `fps = 30`
+        if not isinstance(value, expected) and not int_for_float:
+            got = type(value).__name__
+            return f"{key}: expected {_type_names(expected)}, got {got} ({value!r})"
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(repr(c) for c in self.choices)
             return f"{key}: {value!r} is not one of {allowed}"
@@ -70,8 +78,36 @@ def _backend_order(value: Any) -> str | None:
     return None
 
 
+# Frame rates as written in the configuration; NTSC rates are exact fractions.
+FRAME_RATES = {
+    23.976: Fraction(24000, 1001),
+    24.0: Fraction(24),
+    25.0: Fraction(25),
+    29.97: Fraction(30000, 1001),
+    30.0: Fraction(30),
+    50.0: Fraction(50),
+    59.94: Fraction(60000, 1001),
+    60.0: Fraction(60),
+}
+
+
+def frame_rate(value: float) -> Fraction:
+    """The exact rate for a configured ``fps`` (29.97 → 30000/1001)."""
+    return FRAME_RATES[float(value)]
+
+
 def _preset(
-    name: str, *, width: int, height: int, fps: int, crf: int, speed: str
+    name: str,
+    *,
+    width: int,
+    height: int,
+    fps: float,
+    crf: int,
+    speed: str,
+    codec: str = "libx264",
+    pix_fmt: str = "yuv420p",
+    gop_seconds: float = 2.0,
+    loudness: float = 0.0,
 ) -> dict[str, Field]:
     p = f"presets.{name}"
     return {
@@ -81,7 +117,7 @@ def _preset(
             minimum=64,
             maximum=7680,
             check=_even,
-            help="Frame width in pixels.",
+            help="Frame width in pixels (landscape; --aspect rotates it).",
         ),
         f"{p}.height": Field(
             type=int,
@@ -92,20 +128,42 @@ def _preset(
             help="Frame height in pixels.",
         ),
         f"{p}.fps": Field(
-            type=int, default=fps, choices=(24, 25, 30, 50, 60), help="Constant frame rate."
+            type=float,
+            default=fps,
+            choices=tuple(FRAME_RATES),
+            help="Constant frame rate; 23.976, 29.97 and 59.94 are exact NTSC rates.",
         ),
         f"{p}.crf": Field(
             type=int,
             default=crf,
             minimum=0,
             maximum=51,
-            help="x264 constant rate factor (lower is better and bigger).",
+            help="Constant rate factor (lower is better and bigger).",
         ),
         f"{p}.encoder_speed": Field(
             type=str,
             default=speed,
             choices=("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"),
-            help="x264 preset: slower gives smaller files at the same quality.",
+            help="Encoder preset: slower gives smaller files at the same quality.",
+        ),
+        f"{p}.codec": Field(
+            type=str,
+            default=codec,
+            choices=("libx264", "libx265"),
+            help="libx264 (H.264) or libx265 (HEVC).",
+        ),
+        f"{p}.pix_fmt": Field(
+            type=str,
+            default=pix_fmt,
+            choices=("yuv420p", "yuv420p10le"),
+            help="Pixel format: 8-bit, or 10-bit (HEVC only).",
+        ),
+        f"{p}.gop_seconds": Field(
+            type=float,
+            default=gop_seconds,
+            minimum=0.1,
+            maximum=10.0,
+            help="Longest interval between keyframes.",
         ),
         f"{p}.audio_bitrate": Field(
             type=int,
@@ -113,6 +171,14 @@ def _preset(
             minimum=64_000,
             maximum=512_000,
             help="AAC bit rate in bit/s.",
+        ),
+        f"{p}.loudness_lufs": Field(
+            type=float,
+            default=loudness,
+            minimum=-70.0,
+            maximum=0.0,
+            help="Normalise the audio to this integrated loudness (EBU R 128: -23); "
+            "0 keeps the song's level.",
         ),
     }
 
@@ -127,7 +193,7 @@ SCHEMA: dict[str, Field] = {
     "render.preset": Field(
         type=str,
         default="web",
-        choices=("draft", "web", "high"),
+        choices=("draft", "web", "high", "broadcast", "cinema"),
         help="Output preset used when the command line names none.",
     ),
     "render.backend_order": Field(
@@ -216,9 +282,29 @@ SCHEMA: dict[str, Field] = {
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="Log level of the engine.",
     ),
-    **_preset("draft", width=640, height=360, fps=24, crf=26, speed="veryfast"),
-    **_preset("web", width=1280, height=720, fps=30, crf=21, speed="veryfast"),
-    **_preset("high", width=1920, height=1080, fps=30, crf=18, speed="medium"),
+    **_preset("draft", width=640, height=360, fps=24.0, crf=26, speed="veryfast"),
+    **_preset("web", width=1920, height=1080, fps=30.0, crf=21, speed="veryfast"),
+    **_preset("high", width=1920, height=1080, fps=30.0, crf=16, speed="medium"),
+    **_preset(
+        "broadcast",
+        width=1920,
+        height=1080,
+        fps=25.0,
+        crf=16,
+        speed="medium",
+        gop_seconds=1.0,
+        loudness=-23.0,
+    ),
+    **_preset(
+        "cinema",
+        width=3840,
+        height=2160,
+        fps=24.0,
+        crf=18,
+        speed="medium",
+        codec="libx265",
+        pix_fmt="yuv420p10le",
+    ),
 }
 
 

@@ -21,9 +21,12 @@ from typing import Any
 import numpy as np
 
 from engine import __version__
+from engine.assembly.compose import compose_video
+from engine.assembly.encoder import EncodeSettings
 from engine.atomic_files import atomic_path, atomic_write_text
 from engine.audio.analyzer import AudioAnalyzer
 from engine.audio.decode import check_audio_path, probe_audio
+from engine.config.schema import frame_rate
 from engine.context import StageContext
 from engine.errors import MediaInputError, ParameterError
 from engine.generation.backends import BACKEND_NAMES, create_backend
@@ -36,10 +39,12 @@ __all__ = ["OUTPUT_EXTENSIONS", "PRESET_NAMES", "RenderRequest", "render_video"]
 
 log = logging.getLogger(__name__)
 
-PRESET_NAMES = ("draft", "web", "high")
+PRESET_NAMES = ("draft", "web", "high", "broadcast", "cinema")
+ASPECTS = ("16:9", "9:16", "1:1")
 OUTPUT_EXTENSIONS = (".mp4", ".m4v", ".mov")
 STAGES = ("analyse", "plan", "generate", "assemble")
 _STILL_FORMAT_VERSION = 1
+_SEGMENT_FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +54,7 @@ class RenderRequest:
     audio_path: Path
     output_path: Path
     preset: str = "web"
+    aspect: str = "16:9"
     backend: str = "procedural"
     images_dir: Path | None = None
     json_report: Path | None = None
@@ -57,6 +63,8 @@ class RenderRequest:
     def __post_init__(self) -> None:
         if self.preset not in PRESET_NAMES:
             raise ParameterError("preset", self.preset, f"one of {', '.join(PRESET_NAMES)}")
+        if self.aspect not in ASPECTS:
+            raise ParameterError("aspect", self.aspect, f"one of {', '.join(ASPECTS)}")
         if self.backend not in BACKEND_NAMES:
             raise ParameterError("backend", self.backend, f"one of {', '.join(BACKEND_NAMES)}")
         if self.backend == "stills" and self.images_dir is None:
@@ -66,6 +74,67 @@ class RenderRequest:
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "apex-director"
+
+
+def frame_size(width: int, height: int, aspect: str) -> tuple[int, int]:
+    """The preset's landscape size turned to ``aspect`` (9:16 portrait, 1:1 square)."""
+    if aspect == "9:16":
+        return height, width
+    if aspect == "1:1":
+        return height, height
+    return width, height
+
+
+def _loudness_gain(
+    audio_path: Path, target_lufs: float, max_duration: float
+) -> tuple[float, float | None]:
+    """Gain (dB) that brings the song to ``target_lufs`` without pushing peaks over -1 dBFS.
+
+    A target of 0 means "keep the song's level": no measurement, no gain.
+    """
+    if target_lufs == 0.0:
+        return 0.0, None
+    from engine.audio.decode import decode_audio
+    from engine.audio.loudness import SILENCE_LUFS, integrated_loudness
+
+    audio = decode_audio(audio_path, max_duration=max_duration)
+    measured = integrated_loudness(audio.samples, audio.sample_rate)
+    if measured <= SILENCE_LUFS:
+        return 0.0, measured
+    peak = float(np.max(np.abs(audio.samples)))
+    headroom = -1.0 - 20 * np.log10(max(peak, 1e-9))
+    gain = min(target_lufs - measured, headroom)
+    log.info("loudness %.1f LUFS, target %.1f: gain %+.2f dB", measured, target_lufs, gain)
+    return float(gain), measured
+
+
+def _render_key(
+    audio_path: Path,
+    still_paths: list[Path],
+    shots: ShotList,
+    settings: Any,
+    render_cfg: dict[str, Any],
+    *,
+    max_duration: float,
+) -> str:
+    """Hash of everything that determines the encoded segments (their folder's name)."""
+    from engine.audio.cache import file_digest
+
+    payload = json.dumps(
+        {
+            "v": _SEGMENT_FORMAT_VERSION,
+            "engine": __version__,
+            "audio": file_digest(audio_path),
+            "max_duration": max_duration,
+            "stills": [p.name for p in still_paths],
+            "shots": shots.to_dict(),
+            "settings": repr(settings),
+            "render": render_cfg,
+        },
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
 def _stage(context: StageContext, name: str, timings: dict[str, float]) -> Callable[[], None]:
@@ -198,7 +267,8 @@ def render_video(
 
     # -- generate ------------------------------------------------------------------
     done = _stage(context, "generate", timings)
-    width, height, fps = int(preset["width"]), int(preset["height"]), int(preset["fps"])
+    width, height = frame_size(int(preset["width"]), int(preset["height"]), request.aspect)
+    fps = frame_rate(float(preset["fps"]))
     still_paths: list[Path] = []
     reused = 0
     for shot in shots:
@@ -230,8 +300,6 @@ def render_video(
 
     # -- assemble ------------------------------------------------------------------
     done = _stage(context, "assemble", timings)
-    from engine.assembly.compose import compose_video
-    from engine.assembly.encoder import EncodeSettings
 
     def load_still(index: int) -> np.ndarray:
         image = _read_png(still_paths[index])
@@ -240,30 +308,38 @@ def render_video(
         return image
 
     label = "procedural draft" if backend.is_draft else backend.name
+    gain_db, loudness = _loudness_gain(audio_path, float(preset["loudness_lufs"]), max_duration)
     settings = EncodeSettings(
         width=width,
         height=height,
         fps=fps,
         crf=int(preset["crf"]),
         speed=str(preset["encoder_speed"]),
+        codec=str(preset["codec"]),
+        pix_fmt=str(preset["pix_fmt"]),
+        gop_seconds=float(preset["gop_seconds"]),
         audio_bitrate=int(preset["audio_bitrate"]),
+        audio_gain_db=gain_db,
         metadata=(
             ("title", audio_path.stem),
             ("comment", f"APEX Director {__version__}; images: {label}; preset: {request.preset}"),
         ),
     )
-    with atomic_path(output_path) as tmp_video:
-        stats = compose_video(
-            shots,
-            load_still,
-            output_path=tmp_video,
-            audio_path=audio_path,
-            settings=settings,
-            crossfade_seconds=float(render_cfg["crossfade_seconds"]),
-            motion_amount=float(render_cfg["motion_amount"]),
-            max_audio_duration=max_duration,
-            progress=lambda d, t: context.progress(d, t, f"frame {d}/{t}"),
-        )
+    work_key = _render_key(
+        audio_path, still_paths, shots, settings, render_cfg, max_duration=max_duration
+    )
+    stats = compose_video(
+        shots,
+        load_still,
+        output_path=output_path,
+        audio_path=audio_path,
+        work_dir=cache_dir / "segments" / work_key,
+        settings=settings,
+        crossfade_seconds=float(render_cfg["crossfade_seconds"]),
+        motion_amount=float(render_cfg["motion_amount"]),
+        max_audio_duration=max_duration,
+        progress=lambda d, t: context.progress(d, t, f"frame {d}/{t}"),
+    )
     done()
 
     report: dict[str, Any] = {
@@ -305,12 +381,20 @@ def render_video(
             "path": str(output_path),
             "width": width,
             "height": height,
-            "fps": fps,
+            "fps": float(fps),
+            "fps_exact": f"{fps.numerator}/{fps.denominator}",
+            "aspect": request.aspect,
             "frames": stats.frames,
-            "video_duration": round(stats.frames / fps, 4),
-            "audio_sample_rate": stats.audio_rate,
-            "video_codec": "h264",
+            "video_duration": round(stats.frames / float(fps), 4),
+            "audio_duration": round(stats.audio.duration, 4),
+            "audio_sample_rate": stats.audio.sample_rate,
+            "video_codec": "hevc" if settings.codec == "libx265" else "h264",
+            "pix_fmt": settings.pix_fmt,
             "audio_codec": "aac",
+            "audio_gain_db": round(gain_db, 2),
+            "source_loudness_lufs": None if loudness is None else round(loudness, 2),
+            "segments": stats.segments,
+            "segments_reused": stats.segments_reused,
         },
         "timings": {**timings, "total": round(time.perf_counter() - started, 3)},
     }

@@ -18,7 +18,7 @@ def test_every_key_has_a_default_and_defaults_validate() -> None:
 
 def test_dot_notation_get_set_and_default() -> None:
     cm = ConfigManager()
-    assert cm.get("presets.web.width") == 1280
+    assert cm.get("presets.web.width") == 1920
     assert cm.get("presets.web")["fps"] == 30
     assert cm.get("no.such.key", "fallback") == "fallback"
     cm.set("render.preset", "draft")
@@ -27,8 +27,8 @@ def test_dot_notation_get_set_and_default() -> None:
 
 def test_set_rejects_bad_value_and_keeps_the_old_one() -> None:
     cm = ConfigManager()
-    with pytest.raises(ConfigurationError, match=r"render\.preset: 'cinema' is not one of"):
-        cm.set("render.preset", "cinema")
+    with pytest.raises(ConfigurationError, match=r"render\.preset: 'imax' is not one of"):
+        cm.set("render.preset", "imax")
     assert cm.get("render.preset") == "web"
 
 
@@ -47,7 +47,7 @@ def test_update_lists_every_error_with_its_dotted_path() -> None:
     assert any("render.presett: unknown key (did you mean 'render.preset'?)" in e for e in errors)
     assert any(e.startswith("render.crossfade_seconds: expected float") for e in errors)
     assert len(errors) == 4
-    assert cm.get("presets.web.width") == 1280  # all or nothing
+    assert cm.get("presets.web.width") == 1920  # all or nothing
 
 
 def test_boolean_is_not_an_int() -> None:

@@ -107,11 +107,19 @@ def test_cuts_land_on_the_planned_beats_within_one_frame(rendered: dict) -> None
         assert diffs[detected - 1] > 5 * motion_level + 3.0, shot
         assert abs(detected - planned) <= 1.0, (shot, detected, planned)
     for shot in fades:
+        # Express each frame in the fade as (1 - w) * outgoing + w * incoming, with the
+        # shots taken just outside the fade; w crosses 0.5 where the fade is centred.
         planned = shot["start"] * fps
         lo, hi = round(planned) - 12, round(planned) + 12
-        weights = diffs[lo - 1 : hi - 1] - motion_level
-        weights = np.clip(weights, 0, None)
-        centre = float((np.arange(lo, hi) * weights).sum() / weights.sum()) - 0.5
+        outgoing, incoming = frames[lo], frames[hi]
+        axis = (incoming - outgoing).ravel()
+        weights = [
+            float(np.dot((frames[k] - outgoing).ravel(), axis) / np.dot(axis, axis))
+            for k in range(lo, hi + 1)
+        ]
+        crossing = next(k for k, w in enumerate(weights) if w >= 0.5)
+        w0, w1 = weights[crossing - 1], weights[crossing]
+        centre = lo + crossing - 1 + (0.5 - w0) / (w1 - w0)
         assert abs(centre - planned) <= 1.0, (shot, centre, planned)
     # no cut the plan did not ask for
     planned_frames = [round(s["start"] * fps) for s in shots[1:]]
