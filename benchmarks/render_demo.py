@@ -24,11 +24,17 @@ from pathlib import Path
 import cv2
 
 from engine.assembly.compose import StillCache, _frames
-from engine.assembly.encoder import EncodeSettings, H264Writer
+from engine.assembly.encoder import (
+    EncodeSettings,
+    VideoWriter,
+    encode_audio_track,
+    join_segments,
+)
 from engine.assembly.motion import apply_motion
 from engine.assembly.timeline import Timeline
 from engine.audio.analyzer import AudioAnalyzer
 from engine.config import ConfigManager
+from engine.config.schema import frame_rate
 from engine.orchestrator.render_pipeline import RenderRequest, render_video
 from engine.planning.shots import plan_shots
 
@@ -39,11 +45,12 @@ def _still(path: Path):  # type: ignore[no-untyped-def]
     return cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
 
 
-def encode_only(song: Path, out: Path, preset: dict, frames: int, still_path: Path) -> float:
+def encode_only(song: Path, work: Path, preset: dict, frames: int, still_path: Path) -> float:
+    """Encode already-composed frames, the audio track, and join: the floor for assemble."""
     settings = EncodeSettings(
         width=preset["width"],
         height=preset["height"],
-        fps=preset["fps"],
+        fps=frame_rate(preset["fps"]),
         crf=preset["crf"],
         speed=preset["encoder_speed"],
         audio_bitrate=preset["audio_bitrate"],
@@ -51,9 +58,11 @@ def encode_only(song: Path, out: Path, preset: dict, frames: int, still_path: Pa
     still = _still(still_path)
     loop = [apply_motion(still, "zoom_in", i / 60, amount=0.08) for i in range(60)]
     started = time.perf_counter()
-    with H264Writer(out, settings, audio_path=song) as writer:
+    with VideoWriter(work / "video.mp4", settings) as writer:
         for i in range(frames):
             writer.write(loop[i % len(loop)])
+    encode_audio_track(song, work / "audio.m4a", bitrate=settings.audio_bitrate)
+    join_segments([work / "video.mp4"], work / "audio.m4a", work / "bare.mp4", fps=settings.fps)
     return time.perf_counter() - started
 
 
@@ -73,7 +82,9 @@ def compose_only(song: Path, config: dict, preset_name: str, stills: list[Path])
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", default="web", choices=("draft", "web", "high"))
+    parser.add_argument(
+        "--preset", default="web", choices=("draft", "web", "high", "broadcast", "cinema")
+    )
     parser.add_argument("--song", type=Path, default=ROOT / "resources/demo/demo_song.mp3")
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
@@ -91,7 +102,7 @@ def main() -> None:
         frames = cold["output"]["frames"]
         stills = sorted((cache_dir / "stills").glob("*.png"), key=lambda p: p.stat().st_mtime)
         encode = encode_only(
-            args.song, Path(tmp) / "bare.mp4", config["presets"][args.preset], frames, stills[0]
+            args.song, Path(tmp), config["presets"][args.preset], frames, stills[0]
         )
         compose = compose_only(args.song, config, args.preset, stills)
     duration = cold["analysis"]["duration"]
