@@ -18,6 +18,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from numbers import Real
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -210,7 +211,7 @@ class MotionSpec:
 
 
 def _check_range(name: str, value: float, lo: float, hi: float) -> None:
-    if not isinstance(value, int | float) or not (lo <= value <= hi):
+    if not isinstance(value, Real) or not (lo <= value <= hi):
         raise ParameterError(name, value, f"a number in {lo:g}..{hi:g}")
 
 

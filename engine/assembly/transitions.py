@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from numbers import Real
 
 import numpy as np
 
@@ -107,7 +108,7 @@ class TransitionSpec:
                 "direction", self.direction, f"one of {', '.join(WHIP_DIRECTIONS)}"
             )
         check_easing(self.easing)
-        if not isinstance(self.blur, int | float) or not (0.0 <= self.blur <= 1.0):
+        if not isinstance(self.blur, Real) or not (0.0 <= self.blur <= 1.0):
             raise ParameterError("blur", self.blur, "a number in 0..1")
 
     def seconds(self, beat_period: float) -> float:
@@ -120,7 +121,7 @@ class TransitionSpec:
         ParameterError
             If ``beat_period`` is not positive.
         """
-        if not (isinstance(beat_period, int | float) and beat_period > 0.0):
+        if not (isinstance(beat_period, Real) and beat_period > 0.0):
             raise ParameterError("beat_period", beat_period, "a positive number of seconds")
         if self.kind == "cut":
             return 0.0
@@ -131,7 +132,7 @@ class TransitionSpec:
 
 
 def _check_positive(name: str, value: float, hi: float) -> None:
-    if not isinstance(value, int | float) or not (0.0 < value <= hi):
+    if not isinstance(value, Real) or not (0.0 < value <= hi):
         raise ParameterError(name, value, f"a number in (0, {hi:g}]")
 
 
