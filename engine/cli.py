@@ -85,6 +85,13 @@ def _parser() -> argparse.ArgumentParser:
         help="write a JSON report of the render",
     )
     render.add_argument(
+        "--otio",
+        type=Path,
+        default=None,
+        metavar="FILE.otio",
+        help="also export the edit as OpenTimelineIO (for Resolve, Premiere...)",
+    )
+    render.add_argument(
         "--cache-dir",
         type=Path,
         default=None,
@@ -173,6 +180,7 @@ def _render(args: argparse.Namespace) -> int:
         backend=backend,
         images_dir=args.images,
         json_report=args.json_report,
+        otio_path=args.otio,
         cache_dir=args.cache_dir,
     )
     printer = ProgressPrinter()

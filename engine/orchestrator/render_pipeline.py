@@ -58,6 +58,7 @@ class RenderRequest:
     backend: str = "procedural"
     images_dir: Path | None = None
     json_report: Path | None = None
+    otio_path: Path | None = None
     cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
@@ -225,6 +226,8 @@ def render_video(
         raise MediaInputError(output_path, "the output would overwrite the input song")
     if request.json_report is not None:
         check_output_path(request.json_report, what="report", extensions=(".json",))
+    if request.otio_path is not None:
+        check_output_path(request.otio_path, what="OpenTimelineIO file", extensions=(".otio",))
     backend = create_backend(request.backend, images_dir=request.images_dir)
     backend_warnings = list(getattr(backend, "warnings", []))
     # A palette from the style bible holds for every shot; otherwise each shot's
@@ -398,6 +401,18 @@ def render_video(
         },
         "timings": {**timings, "total": round(time.perf_counter() - started, 3)},
     }
+    if request.otio_path is not None:
+        from engine.assembly.otio_export import build_otio_timeline, export_otio
+
+        export_otio(
+            request.otio_path,
+            build_otio_timeline(
+                shots, analysis, still_paths=still_paths, audio_path=audio_path, fps=fps,
+                transition_seconds=float(render_cfg["crossfade_seconds"]),
+                name=f"{audio_path.stem} (APEX Director)",
+            ),
+        )
+        report["output"]["otio"] = str(request.otio_path)
     if request.json_report is not None:
         atomic_write_text(request.json_report, json.dumps(report, indent=2) + "\n")
     log.info(

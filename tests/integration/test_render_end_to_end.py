@@ -45,6 +45,8 @@ def rendered(short_song: tuple[Path, dict], tmp_path_factory: pytest.TempPathFac
             str(report_path),
             "--cache-dir",
             str(out_dir / "cache"),
+            "--otio",
+            str(out_dir / "edit.otio"),
         ]
     )
     assert code == 0
@@ -259,3 +261,28 @@ def test_cancelling_mid_render_leaves_nothing_behind(tiny_song: Path, tmp_path: 
     assert list(out.parent.iterdir()) == []
     stages = list(dict.fromkeys(e.stage for e in seen))
     assert stages == ["analyse", "plan", "generate", "assemble"]
+
+
+def test_otio_export_matches_the_render(rendered: dict) -> None:
+    import opentimelineio as otio
+
+    report = rendered["report"]
+    timeline = otio.adapters.read_from_file(str(rendered["dir"] / "edit.otio"))
+    video, audio = timeline.video_tracks()[0], timeline.audio_tracks()[0]
+    clips = list(video.find_clips())
+    assert len(clips) == len(report["shots"])
+    assert video.duration().to_frames() == report["output"]["frames"]
+    assert audio.duration().to_frames() == report["output"]["frames"]
+    assert video.duration().rate == 24
+    for clip, shot in zip(clips, report["shots"], strict=True):
+        start = video.range_of_child(clip).start_time.to_frames()
+        assert start == round(shot["start"] * 24)
+        assert clip.metadata["apex"]["prompt"] == shot["prompt"]
+        assert Path(clip.media_reference.target_url.removeprefix("file://")).exists()
+    fades = [s for s in report["shots"] if s["transition_in"] != "cut"]
+    assert fades
+    assert len([t for t in video if isinstance(t, otio.schema.Transition)]) == len(fades)
+    names = [m.name for m in timeline.tracks.markers]
+    assert sum(n.startswith("bar ") for n in names) == report["analysis"]["downbeats"]
+    sections = [m.name for m in timeline.tracks.markers if m.color == "RED"]
+    assert sections == [s["label"] for s in report["analysis"]["sections"]]
