@@ -223,6 +223,13 @@ SCHEMA: dict[str, Field] = {
         maximum=16,
         help="Bars per musical phrase: one shot per phrase.",
     ),
+    "planning.pacing": Field(
+        type=str,
+        default="energy",
+        choices=("even", "energy"),
+        help="energy: shorter shots in loud sections, longer in quiet ones; even: every "
+        "shot planning.phrase_bars long.",
+    ),
     "planning.min_shot_seconds": Field(
         type=float,
         default=1.5,

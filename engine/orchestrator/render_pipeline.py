@@ -264,6 +264,7 @@ def render_video(
         max_shot_seconds=float(planning_cfg["max_shot_seconds"]),
         base_prompt=str(style_cfg["prompt"]),
         seed=int(style_cfg["seed"]),
+        pacing=str(planning_cfg["pacing"]),
     )
     context.progress(1, 1, f"{len(shots)} shots")
     done()

@@ -7,15 +7,17 @@ its section, the music's energy under it, a prompt and a seed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.audio.types import AudioAnalysis, AudioSection, BeatMarker
 from engine.errors import ParameterError
 
-__all__ = ["Shot", "ShotList", "plan_shots"]
+__all__ = ["PACINGS", "Shot", "ShotList", "ShotOverride", "plan_shots"]
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,24 @@ class Shot:
         """Musical position of the cut as ``bar:beat``."""
         return f"{self.start_bar}:{self.start_beat}"
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Shot:
+        bar, beat = (int(p) for p in str(data["position"]).split(":"))
+        return cls(
+            index=int(data["index"]),
+            start=float(data["start"]),
+            end=float(data["end"]),
+            start_bar=bar,
+            start_beat=beat,
+            section=str(data["section"]),
+            section_index=int(data["section_index"]),
+            energy=float(data["energy"]),
+            prompt=str(data["prompt"]),
+            seed=int(data["seed"]),
+            transition_in=str(data["transition_in"]),
+            motion=str(data["motion"]),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "index": self.index,
@@ -106,6 +126,15 @@ class ShotList:
         """Start times of every shot but the first."""
         return [s.start for s in self.shots[1:]]
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ShotList:
+        return cls(
+            shots=tuple(Shot.from_dict(s) for s in data["shots"]),
+            duration=float(data["duration"]),
+            tempo=float(data["tempo"]),
+            warnings=tuple(data.get("warnings", ())),
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "duration": round(self.duration, 4),
@@ -132,10 +161,23 @@ def _section_at(sections: list[AudioSection], time: float) -> int:
     return 0
 
 
+PACINGS = ("even", "energy")
+
+
+def _phrase_length(section: AudioSection, phrase_bars: int, pacing: str) -> int:
+    """Bars per shot in ``section``: shorter in loud sections, longer in quiet ones."""
+    if pacing == "energy":
+        if section.energy >= 0.85:
+            return max(1, phrase_bars // 2)
+        if section.energy < 0.5:
+            return phrase_bars * 2
+    return phrase_bars
+
+
 def _boundaries_from_downbeats(
-    downbeats: list[BeatMarker], sections: list[AudioSection], phrase_bars: int
+    downbeats: list[BeatMarker], sections: list[AudioSection], phrase_bars: int, pacing: str
 ) -> list[BeatMarker]:
-    """Downbeats where a phrase starts: every ``phrase_bars`` bars, restarting at each section."""
+    """Downbeats where a phrase starts, restarting the count at each section."""
     chosen: list[BeatMarker] = []
     section_of = [_section_at(sections, d.time) for d in downbeats]
     count = 0
@@ -143,10 +185,66 @@ def _boundaries_from_downbeats(
         new_section = i == 0 or section_of[i] != section_of[i - 1]
         if new_section:
             count = 0
-        if count % phrase_bars == 0:
+        if count % _phrase_length(sections[section_of[i]], phrase_bars, pacing) == 0:
             chosen.append(marker)
         count += 1
     return chosen
+
+
+@dataclass(frozen=True, kw_only=True)
+class ShotOverride:
+    """A user's change to the plan, pinned to a musical position so it survives re-planning.
+
+    ``cut=True`` makes sure a shot starts at ``position`` (``"bar:beat"``); ``cut=False``
+    removes a planned cut there.  ``prompt``, ``seed``, ``motion`` and ``transition_in``
+    replace the planned values of the shot that starts at ``position``.
+    """
+
+    position: str
+    cut: bool = True
+    prompt: str | None = None
+    seed: int | None = None
+    motion: str | None = None
+    transition_in: str | None = None
+
+    def __post_init__(self) -> None:
+        try:
+            bar, beat = (int(part) for part in self.position.split(":"))
+        except ValueError:
+            raise ParameterError("position", self.position, "'bar:beat', e.g. '13:1'") from None
+        if bar < 1 or beat < 1:
+            raise ParameterError("position", self.position, "bar and beat counted from 1")
+        if self.seed is not None and self.seed < 0:
+            raise ParameterError("seed", self.seed, "an integer >= 0")
+
+    @property
+    def bar_beat(self) -> tuple[int, int]:
+        bar, beat = self.position.split(":")
+        return int(bar), int(beat)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in dataclasses.asdict(self).items() if v is not None}
+
+
+def _apply_cut_overrides(
+    starts: list[tuple[float, int, int]],
+    beats: list[BeatMarker],
+    overrides: Sequence[ShotOverride],
+    warnings: list[str],
+) -> list[tuple[float, int, int]]:
+    by_position = {(b.bar, b.beat): b for b in beats}
+    result = list(starts)
+    for override in overrides:
+        key = override.bar_beat
+        if override.cut:
+            marker = by_position.get(key)
+            if marker is None:
+                warnings.append(f"override at {override.position}: no such beat; ignored")
+            elif all((bar, beat) != key for _t, bar, beat in result):
+                result.append((marker.time, marker.bar, marker.beat))
+        else:
+            result = [s for i, s in enumerate(result) if i == 0 or (s[1], s[2]) != key]
+    return sorted(result)
 
 
 def plan_shots(
@@ -157,8 +255,15 @@ def plan_shots(
     max_shot_seconds: float = 12.0,
     base_prompt: str = "",
     seed: int = 0,
+    pacing: str = "even",
+    overrides: Sequence[ShotOverride] = (),
 ) -> ShotList:
     """Plan one shot per phrase of ``phrase_bars`` bars, cutting on downbeats.
+
+    ``pacing="energy"`` halves the phrase in loud sections (a chorus, a drop) and
+    doubles it in quiet ones (an intro, a breakdown).  ``overrides`` (the user's
+    edits, pinned to bar:beat) add or remove cuts and replace a shot's prompt, seed,
+    motion or transition; they are applied again whenever the plan is regenerated.
 
     ``base_prompt`` (the style bible's prompt) is the subject of every shot, with the
     section's mood added; when it is empty, each section label gets one of a set of
@@ -175,6 +280,8 @@ def plan_shots(
     """
     if phrase_bars < 1:
         raise ParameterError("phrase_bars", phrase_bars, "an integer >= 1")
+    if pacing not in PACINGS:
+        raise ParameterError("pacing", pacing, f"one of {', '.join(PACINGS)}")
     if not (0 < min_shot_seconds < max_shot_seconds):
         raise ParameterError(
             "min_shot_seconds", min_shot_seconds, f"0 < min_shot_seconds < {max_shot_seconds}"
@@ -188,8 +295,9 @@ def plan_shots(
 
     starts: list[tuple[float, int, int]]  # (time, bar, beat)
     if len(downbeats) >= 2:
-        phrase_starts = _boundaries_from_downbeats(downbeats, sections, phrase_bars)
+        phrase_starts = _boundaries_from_downbeats(downbeats, sections, phrase_bars, pacing)
         starts = [(d.time, d.bar, d.beat) for d in phrase_starts]
+        starts = _apply_cut_overrides(starts, analysis.beats, overrides, warnings)
         # The first shot starts at 0 and shows the pickup before the first downbeat.
         if starts[0][0] > 1e-6:
             if starts[0][0] < min_shot_seconds:
@@ -207,9 +315,11 @@ def plan_shots(
         (bounds[i], bounds[i + 1][0]) for i in range(len(starts))
     ]
     spans = _merge_short(spans, min_shot_seconds)
-    spans = _split_long(spans, downbeats, max_shot_seconds)
+    removed = frozenset(o.bar_beat for o in overrides if not o.cut)
+    spans = _split_long(spans, downbeats, max_shot_seconds, removed)
 
     themes = _assign_themes(sections, seed)
+    pinned = {o.bar_beat: o for o in overrides if o.cut}
     shots: list[Shot] = []
     previous_section = -1
     for index, ((start, bar, beat), end) in enumerate(spans):
@@ -221,22 +331,31 @@ def plan_shots(
         # The user's prompt is the subject of every shot; without one, each section
         # gets a scene theme so the video still has variety.
         parts = [p for p in (base_prompt or themes[section_index], mood) if p]
-        shots.append(
-            Shot(
-                index=index,
-                start=float(start),
-                end=float(end),
-                start_bar=bar,
-                start_beat=beat,
-                section=section.label,
-                section_index=section_index,
-                energy=float(min(1.0, max(0.0, section.energy))),
-                prompt=", ".join(parts),
-                seed=_stable_int(seed, index, section.label),
-                transition_in="crossfade" if new_section and index > 0 else "cut",
-                motion=_MOTIONS[index % len(_MOTIONS)],
-            )
+        override = pinned.get((bar, beat)) if bar > 0 else None
+        shot = Shot(
+            index=index,
+            start=float(start),
+            end=float(end),
+            start_bar=bar,
+            start_beat=beat,
+            section=section.label,
+            section_index=section_index,
+            energy=float(min(1.0, max(0.0, section.energy))),
+            prompt=", ".join(parts),
+            # Keyed by the musical position, so adding a cut elsewhere keeps every
+            # other shot's picture.
+            seed=_stable_int(seed, bar, beat, round(start, 1), section.label),
+            transition_in="crossfade" if new_section and index > 0 else "cut",
+            motion=_MOTIONS[index % len(_MOTIONS)],
         )
+        if override is not None:
+            changes = {
+                name: getattr(override, name)
+                for name in ("prompt", "seed", "motion", "transition_in")
+                if getattr(override, name) is not None
+            }
+            shot = dataclasses.replace(shot, **changes)
+        shots.append(shot)
     log.info("planned %d shots over %.1f s (%d sections)", len(shots), duration, len(sections))
     return ShotList(
         shots=tuple(shots), duration=duration, tempo=analysis.tempo, warnings=tuple(warnings)
@@ -278,7 +397,14 @@ def _split_long(
     spans: list[tuple[tuple[float, int, int], float]],
     downbeats: list[BeatMarker],
     max_seconds: float,
+    forbidden: frozenset[tuple[int, int]] = frozenset(),
 ) -> list[tuple[tuple[float, int, int], float]]:
+    """Split shots longer than ``max_seconds`` on the downbeat nearest their middle.
+
+    Never on a position in ``forbidden`` (cuts the user removed): such a shot stays
+    long when no other downbeat will do.  Where there is no downbeat at all near the
+    middle (no beat found, a free-time intro) the shot is split at its middle.
+    """
     out: list[tuple[tuple[float, int, int], float]] = []
     pending = list(spans)
     while pending:
@@ -288,13 +414,17 @@ def _split_long(
             continue
         middle = (start + end) / 2
         quarter = 0.25 * (end - start)
-        inside = [d for d in downbeats if start + quarter <= d.time <= end - quarter]
+        near_middle = [d for d in downbeats if start + quarter <= d.time <= end - quarter]
+        inside = [d for d in near_middle if (d.bar, d.beat) not in forbidden]
         if inside:
             cut = min(inside, key=lambda d: abs(d.time - middle))
             head = ((start, bar, beat), cut.time)
             tail = ((cut.time, cut.bar, cut.beat), end)
-        else:
+        elif not near_middle:  # free time: no downbeat to cut on
             head = ((start, bar, beat), middle)
             tail = ((middle, 0, 0), end)
+        else:
+            out.append(((start, bar, beat), end))
+            continue
         pending[:0] = [head, tail]
     return out

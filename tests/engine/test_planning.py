@@ -199,3 +199,80 @@ def test_a_style_prompt_is_the_subject_of_every_shot() -> None:
     assert shots.shots[0].prompt != shots.shots[2].prompt  # the mood differs by section
     themed = plan_shots(analysis, phrase_bars=4)
     assert themed.shots[0].prompt.split(",")[0] != themed.shots[2].prompt.split(",")[0]
+
+
+def _energetic(bars: int = 24) -> AudioAnalysis:
+    analysis = make_analysis(bars=bars, sections=[("intro", 8), ("verse", 8), ("chorus", 8)])
+    energies = {"intro": 0.3, "verse": 0.6, "chorus": 1.0}
+    sections = [
+        AudioSection(
+            start=s.start, end=s.end, label=s.label, confidence=1.0, energy=energies[s.label]
+        )
+        for s in analysis.sections
+    ]
+    return AudioAnalysis(**{**analysis.__dict__, "sections": sections})
+
+
+def test_energy_pacing_cuts_faster_in_loud_sections() -> None:
+    shots = plan_shots(_energetic(), phrase_bars=4, pacing="energy", max_shot_seconds=20.0)
+    bars = {
+        label: [s.duration / 2.0 for s in shots if s.section == label]
+        for label in ("intro", "verse", "chorus")
+    }
+    assert bars == {"intro": [8.0], "verse": [4.0, 4.0], "chorus": [2.0, 2.0, 2.0, 2.0]}
+    even = plan_shots(_energetic(), phrase_bars=4, pacing="even")
+    assert {s.duration for s in even} == {8.0}
+    with pytest.raises(ParameterError, match="pacing='wild'"):
+        plan_shots(_energetic(), pacing="wild")
+
+
+def test_overrides_add_and_remove_cuts_and_survive_replanning() -> None:
+    from engine.planning.shots import ShotOverride
+
+    overrides = [
+        ShotOverride(position="3:3", prompt="close-up of the singer", motion="static"),
+        ShotOverride(position="13:1", cut=False),
+        ShotOverride(position="99:1"),
+    ]
+    analysis = _energetic()
+    for phrase_bars, pacing in ((4, "even"), (2, "energy"), (8, "even")):
+        shots = plan_shots(analysis, phrase_bars=phrase_bars, pacing=pacing, overrides=overrides)
+        pinned = [s for s in shots if s.position == "3:3"]
+        assert len(pinned) == 1
+        assert pinned[0].prompt == "close-up of the singer" and pinned[0].motion == "static"
+        assert pinned[0].start == pytest.approx(2 * 2.0 + 2 * 0.5)
+        assert all(s.position != "13:1" for s in shots)
+        assert any("99:1" in w for w in shots.warnings)
+
+
+def test_adding_a_cut_keeps_the_other_shots_seeds() -> None:
+    from engine.planning.shots import ShotOverride
+
+    plain = plan_shots(_energetic(), phrase_bars=4, pacing="even")
+    edited = plan_shots(
+        _energetic(), phrase_bars=4, pacing="even", overrides=[ShotOverride(position="7:1")]
+    )
+    seeds = {s.position: s.seed for s in plain}
+    assert len(edited) == len(plain) + 1
+    for shot in edited:
+        if shot.position in seeds and shot.position != "5:1":  # 5:1 now ends earlier
+            assert shot.seed == seeds[shot.position]
+
+
+def test_override_validation() -> None:
+    from engine.planning.shots import ShotOverride
+
+    with pytest.raises(ParameterError, match="position='bar 3'"):
+        ShotOverride(position="bar 3")
+    with pytest.raises(ParameterError, match="counted from 1"):
+        ShotOverride(position="0:1")
+
+
+def test_shot_list_json_round_trip() -> None:
+    import json
+
+    from engine.planning.shots import ShotList
+
+    shots = plan_shots(_energetic(), phrase_bars=4)
+    again = ShotList.from_dict(json.loads(json.dumps(shots.to_dict())))
+    assert again == shots
