@@ -1,13 +1,16 @@
 """Per-stage grading cost on a 1920x1080 procedural still (median of repeats)."""
 
-import os, statistics, time
+import os
+import statistics
+import time
+
 import numpy as np
+
 from engine.generation.palette import palette_from_prompt
 from engine.generation.procedural import ProceduralBackend
 from engine.generation.types import StillRequest
-from engine.grading.grader import ColorGrader, _CUBES
+from engine.grading.grader import _CUBES, ColorGrader, shipped_looks
 from engine.grading.lut import apply_lut, load_cube
-from engine.grading.grader import shipped_looks
 
 prompt = "sunset over desert dunes"
 frame = ProceduralBackend().generate(
@@ -82,11 +85,9 @@ case("all four stages", P1S, S2, L3, F4)
 lut = load_cube(shipped_looks()["teal-orange"])
 f = frame.astype(np.float32) / 255
 for interp in ("trilinear", "tetrahedral"):
-    print(
-        f"float reference apply_lut 33^3 {interp}: {med(lambda: apply_lut(f, lut, interpolation=interp), 3):.0f} ms/frame"
-    )
+    ms = med(lambda interp=interp: apply_lut(f, lut, interpolation=interp), 3)
+    print(f"float reference apply_lut 33^3 {interp}: {ms:.0f} ms/frame")
 g = grader(P1S, S2, L3, F4)
-print(
-    f"exact float path grade_float, all four stages: {med(lambda: g.grade_float(frame), 3):.0f} ms/frame"
-)
+ms = med(lambda: g.grade_float(frame), 3)
+print(f"exact float path grade_float, all four stages: {ms:.0f} ms/frame")
 print(f"load average after: {os.getloadavg()[0]:.2f}")
