@@ -23,8 +23,8 @@ from engine.assembly.encoder import (
     encode_audio_track,
     join_segments,
 )
-from engine.assembly.motion import apply_motion
-from engine.assembly.timeline import Timeline, blend
+from engine.assembly.frame_renderer import FrameRenderer, FrameStyle
+from engine.assembly.timeline import Timeline
 from engine.atomic_files import atomic_path, atomic_write_text
 from engine.planning.shots import ShotList
 
@@ -60,14 +60,13 @@ def _frames(
     cache: StillCache,
     motion_amount: float,
     frames: range | None = None,
+    *,
+    style: FrameStyle | None = None,
 ) -> Iterator[np.ndarray]:
+    style = style or FrameStyle(motion_amount=motion_amount)
+    renderer = FrameRenderer(shots, timeline, cache.get, style)
     for frame in frames if frames is not None else range(timeline.frame_count):
-        recipe = timeline.recipe(frame)
-        layers = [
-            apply_motion(cache.get(index), shots.shots[index].motion, prog, amount=motion_amount)
-            for index, _weight, prog in recipe.layers
-        ]
-        yield blend(layers, [w for _i, w, _p in recipe.layers])
+        yield renderer.render(frame)
 
 
 def _ahead(source: Iterator[np.ndarray], *, depth: int = 6) -> Iterator[np.ndarray]:
@@ -135,6 +134,7 @@ def compose_video(
     max_audio_duration: float | None = None,
     segment_seconds: float = 4.0,
     progress: Progress | None = None,
+    style: FrameStyle | None = None,
 ) -> RenderStats:
     """Render every frame of ``shots``, encode it in segments, and join them with the audio.
 
@@ -147,6 +147,7 @@ def compose_video(
     composed in a worker thread while the previous ones are encoded; memory holds a
     handful of frames, whatever the song's length.
     """
+    style = style or FrameStyle(motion_amount=motion_amount, transition_seconds=crossfade_seconds)
     timeline = Timeline(shots, fps=float(settings.fps), crossfade_seconds=crossfade_seconds)
     cache = StillCache(load_still)
     total = timeline.frame_count
@@ -181,7 +182,7 @@ def compose_video(
             if progress is not None:
                 progress(frames.stop, total)
             continue
-        images = _ahead(_frames(shots, timeline, cache, motion_amount, frames))
+        images = _ahead(_frames(shots, timeline, cache, motion_amount, frames, style=style))
         with (
             contextlib.closing(images),
             atomic_path(path) as tmp,

@@ -25,6 +25,7 @@ class FrameRecipe:
 
     frame: int
     layers: tuple[tuple[int, float, float], ...]  # (shot index, weight, motion progress)
+    transition_progress: float = 0.0  # 0..1 across a transition window (0.5 on the cut)
 
 
 class Timeline:
@@ -37,7 +38,7 @@ class Timeline:
     fps : float
         Output frame rate (30000/1001 is given as 29.97002997...).
     crossfade_seconds : float
-        Length of the crossfade into a shot whose ``transition_in`` is "crossfade".
+        Length of the transition into a shot whose ``transition_in`` is not "cut".
     """
 
     def __init__(self, shots: ShotList, *, fps: float, crossfade_seconds: float) -> None:
@@ -53,7 +54,7 @@ class Timeline:
         # A crossfade never takes more than half of either neighbouring shot.
         self._fade_frames: list[int] = [0]
         for prev, shot in zip(shots.shots, shots.shots[1:], strict=False):
-            if shot.transition_in != "crossfade":
+            if shot.transition_in == "cut":
                 self._fade_frames.append(0)
                 continue
             limit = min(prev.duration, shot.duration) * 0.5
@@ -91,16 +92,14 @@ class Timeline:
             cut = self.cut_frames[incoming]
             first = cut - fade / 2.0
             if first <= frame < cut + fade / 2.0:
-                weight = (frame - first + 0.5) / fade
-                weight = 0.5 - 0.5 * math.cos(math.pi * min(1.0, max(0.0, weight)))
+                linear = min(1.0, max(0.0, (frame - first + 0.5) / fade))
+                weight = 0.5 - 0.5 * math.cos(math.pi * linear)
                 layers = [
                     (incoming - 1, 1.0 - weight, self._progress(incoming - 1, frame)),
                     (incoming, weight, self._progress(incoming, frame)),
                 ]
-                break
-        if not layers:
-            layers = [(index, 1.0, self._progress(index, frame))]
-        return FrameRecipe(frame=frame, layers=tuple(layers))
+                return FrameRecipe(frame=frame, layers=tuple(layers), transition_progress=linear)
+        return FrameRecipe(frame=frame, layers=((index, 1.0, self._progress(index, frame)),))
 
     def needed_shots(self, frame: int) -> set[int]:
         return {layer[0] for layer in self.recipe(frame).layers}

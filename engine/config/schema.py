@@ -216,6 +216,47 @@ SCHEMA: dict[str, Field] = {
         maximum=0.5,
         help="How far the slow zoom/pan travels over a shot (0..0.5 of the frame).",
     ),
+    "render.section_transition": Field(
+        type=str,
+        default="crossfade",
+        choices=("cut", "crossfade", "whip_pan", "dip_to_black", "dip_to_white"),
+        help="Transition at section changes (its length is render.crossfade_seconds).",
+    ),
+    "render.beat_pulse": Field(
+        type=float,
+        default=0.012,
+        minimum=0.0,
+        maximum=0.2,
+        help="Zoom kick on every beat (0 = none; 0.012 = a 1.2 % push that decays in 0.15 s).",
+    ),
+    "grade.look": Field(
+        type=str,
+        default="",
+        help="A shipped look (teal-orange, bleach-bypass, warm-film, cool-night) or a .cube "
+        "file; empty for none.",
+    ),
+    "grade.look_strength": Field(
+        type=float, default=0.8, minimum=0.0, maximum=1.0, help="How much of the look to apply."
+    ),
+    "grade.exposure": Field(
+        type=float, default=0.0, minimum=-2.0, maximum=2.0, help="Exposure in stops."
+    ),
+    "grade.contrast": Field(
+        type=float, default=50.0, minimum=0.0, maximum=100.0, help="Contrast, 50 = neutral."
+    ),
+    "grade.saturation": Field(
+        type=float, default=50.0, minimum=0.0, maximum=100.0, help="Saturation, 50 = neutral."
+    ),
+    "grade.vignette": Field(
+        type=float, default=0.0, minimum=0.0, maximum=1.0, help="Vignette amount (0 = none)."
+    ),
+    "grade.grain": Field(
+        type=float,
+        default=0.0,
+        minimum=0.0,
+        maximum=1.0,
+        help="Film grain amount (0 = none); it changes every frame.",
+    ),
     "planning.phrase_bars": Field(
         type=int,
         default=4,

@@ -23,6 +23,7 @@ import numpy as np
 from engine import __version__
 from engine.assembly.compose import compose_video
 from engine.assembly.encoder import EncodeSettings
+from engine.assembly.frame_renderer import FrameStyle
 from engine.atomic_files import atomic_path, atomic_write_text
 from engine.audio.analyzer import AudioAnalyzer
 from engine.audio.decode import check_audio_path, probe_audio
@@ -75,6 +76,29 @@ class RenderRequest:
 def default_cache_dir() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "apex-director"
+
+
+def build_grader(grade_cfg: dict[str, Any]) -> Any:
+    """The configured global grade, or ``None`` when it changes nothing."""
+    from engine.grading.grader import ColorGrader
+
+    grader = ColorGrader()
+    grader.set_primary_correction(
+        float(grade_cfg["exposure"]),
+        float(grade_cfg["contrast"]),
+        50.0,
+        float(grade_cfg["saturation"]),
+    )
+    if grade_cfg["look"]:
+        grader.apply_lut(str(grade_cfg["look"]), float(grade_cfg["look_strength"]))
+    if grade_cfg["vignette"] > 0:
+        grader.add_finishing_effect("vignette", {"amount": float(grade_cfg["vignette"])})
+    if grade_cfg["grain"] > 0:
+        grader.add_finishing_effect("grain", {"amount": float(grade_cfg["grain"])})
+    if grader.is_identity:
+        return None
+    grader.prepare()
+    return grader
 
 
 def frame_size(width: int, height: int, aspect: str) -> tuple[int, int]:
@@ -230,6 +254,7 @@ def render_video(
         check_output_path(request.otio_path, what="OpenTimelineIO file", extensions=(".otio",))
     backend = create_backend(request.backend, images_dir=request.images_dir)
     backend_warnings = list(getattr(backend, "warnings", []))
+    grader = build_grader(config["grade"])  # a bad look fails here, before any work
     # A palette from the style bible holds for every shot; otherwise each shot's
     # prompt (its section's theme) picks one.
     fixed_palette = parse_palette(style_cfg["palette"]) if style_cfg["palette"] else None
@@ -265,6 +290,7 @@ def render_video(
         base_prompt=str(style_cfg["prompt"]),
         seed=int(style_cfg["seed"]),
         pacing=str(planning_cfg["pacing"]),
+        section_transition=str(render_cfg["section_transition"]),
     )
     context.progress(1, 1, f"{len(shots)} shots")
     done()
@@ -332,6 +358,15 @@ def render_video(
     work_key = _render_key(
         audio_path, still_paths, shots, settings, render_cfg, max_duration=max_duration
     )
+    style = FrameStyle(
+        motion_amount=float(render_cfg["motion_amount"]),
+        transition_seconds=float(render_cfg["crossfade_seconds"]),
+        beat_pulse=float(render_cfg["beat_pulse"]),
+        beat_times=tuple(b.time for b in analysis.beats),
+        grade=None
+        if grader is None
+        else lambda frame, index: grader.grade(frame, frame_index=index),
+    )
     stats = compose_video(
         shots,
         load_still,
@@ -343,6 +378,7 @@ def render_video(
         motion_amount=float(render_cfg["motion_amount"]),
         max_audio_duration=max_duration,
         progress=lambda d, t: context.progress(d, t, f"frame {d}/{t}"),
+        style=style,
     )
     done()
 
@@ -408,7 +444,11 @@ def render_video(
         export_otio(
             request.otio_path,
             build_otio_timeline(
-                shots, analysis, still_paths=still_paths, audio_path=audio_path, fps=fps,
+                shots,
+                analysis,
+                still_paths=still_paths,
+                audio_path=audio_path,
+                fps=fps,
                 transition_seconds=float(render_cfg["crossfade_seconds"]),
                 name=f"{audio_path.stem} (APEX Director)",
             ),

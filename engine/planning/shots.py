@@ -257,9 +257,11 @@ def plan_shots(
     seed: int = 0,
     pacing: str = "even",
     overrides: Sequence[ShotOverride] = (),
+    section_transition: str = "crossfade",
 ) -> ShotList:
     """Plan one shot per phrase of ``phrase_bars`` bars, cutting on downbeats.
 
+    Section changes get ``section_transition`` (a crossfade unless told otherwise).
     ``pacing="energy"`` halves the phrase in loud sections (a chorus, a drop) and
     doubles it in quiet ones (an intro, a breakdown).  ``overrides`` (the user's
     edits, pinned to bar:beat) add or remove cuts and replace a shot's prompt, seed,
@@ -345,7 +347,7 @@ def plan_shots(
             # Keyed by the musical position, so adding a cut elsewhere keeps every
             # other shot's picture.
             seed=_stable_int(seed, bar, beat, round(start, 1), section.label),
-            transition_in="crossfade" if new_section and index > 0 else "cut",
+            transition_in=section_transition if new_section and index > 0 else "cut",
             motion=_MOTIONS[index % len(_MOTIONS)],
         )
         if override is not None:

@@ -123,9 +123,11 @@ def test_cuts_land_on_the_planned_beats_within_one_frame(rendered: dict) -> None
         w0, w1 = weights[crossing - 1], weights[crossing]
         centre = lo + crossing - 1 + (0.5 - w0) / (w1 - w0)
         assert abs(centre - planned) <= 1.0, (shot, centre, planned)
-    # no cut the plan did not ask for
+    # no cut the plan did not ask for: nothing else changes the picture half as much as
+    # the weakest planned cut (beat pulses and camera moves are far gentler)
     planned_frames = [round(s["start"] * fps) for s in shots[1:]]
-    spikes = np.flatnonzero(diffs > 5 * motion_level + 3.0) + 1
+    weakest_cut = min(float(diffs[round(s["start"] * fps) - 1]) for s in hard)
+    spikes = np.flatnonzero(diffs > max(5 * motion_level + 3.0, 0.5 * weakest_cut)) + 1
     for k in spikes:
         assert min(abs(k - p) for p in planned_frames) <= 8, k
 

@@ -1,0 +1,116 @@
+"""Render one output frame: each shot's still with its camera move (plus the beat
+pulse), the transition between two shots, then the colour grade."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine.assembly.motion import MotionSpec, apply_motion, render_motion
+from engine.assembly.timeline import FrameRecipe, Timeline
+from engine.assembly.transitions import TransitionSpec, blend_transition
+from engine.planning.shots import ShotList
+
+__all__ = ["FrameRenderer", "FrameStyle"]
+
+Grade = Callable[[np.ndarray, int], np.ndarray]
+
+
+@dataclass(frozen=True, kw_only=True)
+class FrameStyle:
+    """How frames look beyond the plan itself.
+
+    Attributes
+    ----------
+    motion_amount : float
+        How far each shot's zoom or pan travels (0..0.5 of the frame).
+    transition_seconds : float
+        Length of the transition into a shot whose ``transition_in`` is not "cut".
+    beat_pulse : float
+        Zoom kick on every beat (0 = none); ``beat_times`` must then be given.
+    beat_times : tuple of float
+        Beat times in seconds, for the pulse.
+    grade : callable, optional
+        ``grade(frame, frame_index) -> frame``, applied last (a
+        :class:`~engine.grading.grader.ColorGrader`'s ``grade``).
+    """
+
+    motion_amount: float = 0.08
+    transition_seconds: float = 0.5
+    beat_pulse: float = 0.0
+    beat_times: tuple[float, ...] = ()
+    grade: Grade | None = None
+
+
+class FrameRenderer:
+    """Turns frame numbers into pictures for one shot list."""
+
+    def __init__(
+        self,
+        shots: ShotList,
+        timeline: Timeline,
+        still: Callable[[int], np.ndarray],
+        style: FrameStyle,
+    ) -> None:
+        self.shots = shots
+        self.timeline = timeline
+        self.still = still
+        self.style = style
+        self._beats = np.asarray(style.beat_times, dtype=np.float64)
+        self._motion: dict[int, MotionSpec] = {}
+        self._transitions: dict[int, TransitionSpec] = {}
+
+    def _motion_spec(self, index: int) -> MotionSpec:
+        if index not in self._motion:
+            shot = self.shots.shots[index]
+            self._motion[index] = MotionSpec(
+                kind=shot.motion,
+                amount=self.style.motion_amount,
+                seed=shot.seed % (2**31),
+                pulse=self.style.beat_pulse,
+                pulse_decay=0.15,
+                pulse_source="beats",
+            )
+        return self._motion[index]
+
+    def _transition(self, index: int) -> TransitionSpec:
+        if index not in self._transitions:
+            kind = self.shots.shots[index].transition_in
+            self._transitions[index] = TransitionSpec(
+                kind=kind,
+                duration_seconds=max(self.style.transition_seconds, 1e-3),
+                direction="left" if index % 2 else "right",
+            )
+        return self._transitions[index]
+
+    def _layer(self, index: int, progress: float, frame: int) -> np.ndarray:
+        still = self.still(index)
+        shot = self.shots.shots[index]
+        if self.style.beat_pulse <= 0.0:
+            return apply_motion(still, shot.motion, progress, amount=self.style.motion_amount)
+        height, width = still.shape[:2]
+        return render_motion(
+            still,
+            self._motion_spec(index),
+            time=frame / self.timeline.fps,
+            shot_start=shot.start,
+            shot_end=shot.end,
+            beat_times=self._beats,
+            out_size=(width, height),
+        )
+
+    def render(self, frame: int) -> np.ndarray:
+        recipe: FrameRecipe = self.timeline.recipe(frame)
+        layers = [self._layer(index, prog, frame) for index, _w, prog in recipe.layers]
+        if len(layers) == 1:
+            image = layers[0]
+        else:
+            incoming = recipe.layers[1][0]
+            image = blend_transition(
+                layers[0], layers[1], recipe.transition_progress, self._transition(incoming)
+            )
+        if self.style.grade is not None:
+            image = self.style.grade(image, frame)
+        return image
