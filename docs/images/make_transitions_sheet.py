@@ -3,6 +3,8 @@
 Run from the repository root; writes docs/images/transitions.png.
 """
 
+import functools
+import operator
 from pathlib import Path
 
 import cv2
@@ -157,8 +159,12 @@ def main() -> None:
         )
     )
     sheet = np.vstack(
-        [np.full((PAD, rows[0].shape[1], 3), 12, np.uint8)]
-        + sum(([r, np.full((PAD, r.shape[1], 3), 12, np.uint8)] for r in rows), [])
+        [
+            np.full((PAD, rows[0].shape[1], 3), 12, np.uint8),
+            *functools.reduce(
+                operator.iadd, ([r, np.full((PAD, r.shape[1], 3), 12, np.uint8)] for r in rows), []
+            ),
+        ]
     )
     out = ROOT / "docs" / "images" / "transitions.png"
     # 6 bits per channel (centred) keeps the file small; the eye cannot tell here.
