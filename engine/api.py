@@ -5,6 +5,7 @@ not listed here are not built yet (see the open issues); nothing here is a stub.
 """
 
 from engine import __version__
+from engine.assembly.assembler import AssemblyJob, VideoAssembler
 from engine.audio.analyzer import ANALYZER_VERSION, AudioAnalyzer
 from engine.audio.types import AudioAnalysis, AudioSection, BeatMarker, SpectralFeatures
 from engine.config import ConfigManager
@@ -39,6 +40,7 @@ __all__ = [
     "PRESET_NAMES",
     "APEXDirectorError",
     "AssemblyError",
+    "AssemblyJob",
     "AssetError",
     "AudioAnalysis",
     "AudioAnalyzer",
@@ -65,6 +67,7 @@ __all__ = [
     "SpectralFeatures",
     "StageContext",
     "UserInputError",
+    "VideoAssembler",
     "__version__",
     "plan_shots",
     "render_video",

@@ -135,6 +135,7 @@ def compose_video(
     segment_seconds: float = 4.0,
     progress: Progress | None = None,
     style: FrameStyle | None = None,
+    transition_seconds: dict[int, float] | None = None,
 ) -> RenderStats:
     """Render every frame of ``shots``, encode it in segments, and join them with the audio.
 
@@ -148,7 +149,12 @@ def compose_video(
     handful of frames, whatever the song's length.
     """
     style = style or FrameStyle(motion_amount=motion_amount, transition_seconds=crossfade_seconds)
-    timeline = Timeline(shots, fps=float(settings.fps), crossfade_seconds=crossfade_seconds)
+    timeline = Timeline(
+        shots,
+        fps=float(settings.fps),
+        crossfade_seconds=crossfade_seconds,
+        transition_seconds=transition_seconds,
+    )
     cache = StillCache(load_still)
     total = timeline.frame_count
     per_segment = max(1, round(segment_seconds * float(settings.fps)))

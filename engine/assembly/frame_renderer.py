@@ -3,8 +3,8 @@ pulse), the transition between two shots, then the colour grade."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -35,6 +35,10 @@ class FrameStyle:
     grade : callable, optional
         ``grade(frame, frame_index) -> frame``, applied last (a
         :class:`~engine.grading.grader.ColorGrader`'s ``grade``).
+    motions : mapping of int to MotionSpec
+        Per-shot camera moves (by shot index) replacing the plan's.
+    transitions : mapping of int to TransitionSpec
+        Per-shot transitions in (by shot index) replacing the plan's kind.
     """
 
     motion_amount: float = 0.08
@@ -42,6 +46,8 @@ class FrameStyle:
     beat_pulse: float = 0.0
     beat_times: tuple[float, ...] = ()
     grade: Grade | None = None
+    motions: Mapping[int, MotionSpec] = field(default_factory=dict)
+    transitions: Mapping[int, TransitionSpec] = field(default_factory=dict)
 
 
 class FrameRenderer:
@@ -63,6 +69,8 @@ class FrameRenderer:
         self._transitions: dict[int, TransitionSpec] = {}
 
     def _motion_spec(self, index: int) -> MotionSpec:
+        if index in self.style.motions:
+            return self.style.motions[index]
         if index not in self._motion:
             shot = self.shots.shots[index]
             self._motion[index] = MotionSpec(
@@ -76,6 +84,8 @@ class FrameRenderer:
         return self._motion[index]
 
     def _transition(self, index: int) -> TransitionSpec:
+        if index in self.style.transitions:
+            return self.style.transitions[index]
         if index not in self._transitions:
             kind = self.shots.shots[index].transition_in
             self._transitions[index] = TransitionSpec(
@@ -88,7 +98,7 @@ class FrameRenderer:
     def _layer(self, index: int, progress: float, frame: int) -> np.ndarray:
         still = self.still(index)
         shot = self.shots.shots[index]
-        if self.style.beat_pulse <= 0.0:
+        if self.style.beat_pulse <= 0.0 and index not in self.style.motions:
             return apply_motion(still, shot.motion, progress, amount=self.style.motion_amount)
         height, width = still.shape[:2]
         return render_motion(

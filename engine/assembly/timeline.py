@@ -39,11 +39,20 @@ class Timeline:
         Output frame rate (30000/1001 is given as 29.97002997...).
     crossfade_seconds : float
         Length of the transition into a shot whose ``transition_in`` is not "cut".
+    transition_seconds : dict, optional
+        Per-shot lengths (by shot index) that replace ``crossfade_seconds``.
     """
 
-    def __init__(self, shots: ShotList, *, fps: float, crossfade_seconds: float) -> None:
+    def __init__(
+        self,
+        shots: ShotList,
+        *,
+        fps: float,
+        crossfade_seconds: float,
+        transition_seconds: dict[int, float] | None = None,
+    ) -> None:
         if fps <= 0:
-            raise ParameterError("fps", fps, "a positive integer")
+            raise ParameterError("fps", fps, "a positive number")
         if not shots.shots:
             raise ParameterError("shots", shots, "at least one shot")
         self.shots = shots
@@ -51,16 +60,18 @@ class Timeline:
         self.frame_count = max(1, round(shots.duration * fps))
         self.cut_frames = [round(s.start * fps) for s in shots.shots]
         self.cut_frames[0] = 0
-        # A crossfade never takes more than half of either neighbouring shot.
+        lengths = transition_seconds or {}
+        # A transition never takes more than half of either neighbouring shot.
         self._fade_frames: list[int] = [0]
-        for prev, shot in zip(shots.shots, shots.shots[1:], strict=False):
-            if shot.transition_in == "cut":
+        for index, (prev, shot) in enumerate(
+            zip(shots.shots, shots.shots[1:], strict=False), start=1
+        ):
+            seconds = lengths.get(index, crossfade_seconds)
+            if shot.transition_in == "cut" or seconds <= 0:
                 self._fade_frames.append(0)
                 continue
             limit = min(prev.duration, shot.duration) * 0.5
-            self._fade_frames.append(max(2, round(min(crossfade_seconds, limit) * fps)))
-            if crossfade_seconds <= 0:
-                self._fade_frames[-1] = 0
+            self._fade_frames.append(max(2, round(min(seconds, limit) * fps)))
 
     def shot_at(self, frame: int) -> int:
         """Index of the shot that owns ``frame`` (the incoming shot from its cut frame on)."""

@@ -16,7 +16,7 @@ import numpy as np
 from engine.errors import MediaInputError
 from engine.generation.types import StillRequest
 
-__all__ = ["IMAGE_EXTENSIONS", "StillsBackend", "cover_crop", "list_images"]
+__all__ = ["IMAGE_EXTENSIONS", "StillsBackend", "cover_crop", "list_images", "read_rgb"]
 
 log = logging.getLogger(__name__)
 
@@ -66,9 +66,12 @@ def cover_crop(image: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(resized[y0 : y0 + height, x0 : x0 + width])
 
 
-def _read_rgb(path: Path) -> np.ndarray | None:
+def read_rgb(path: Path) -> np.ndarray | None:
+    """The image at ``path`` as RGB uint8, or ``None`` when it is missing or unreadable."""
     import cv2
 
+    if not Path(path).is_file():
+        return None
     data = np.fromfile(path, dtype=np.uint8)
     if data.size == 0:
         return None
@@ -89,7 +92,7 @@ class StillsBackend:
         self.warnings: list[str] = []
         usable: list[Path] = []
         for path in list_images(self.folder):
-            if _read_rgb(path) is None:
+            if read_rgb(path) is None:
                 message = f"skipped {path.name}: not a readable image"
                 log.warning("%s", message)
                 self.warnings.append(message)
@@ -103,7 +106,7 @@ class StillsBackend:
 
     def generate(self, request: StillRequest) -> np.ndarray:
         path = self.images[request.shot_index % len(self.images)]
-        image = _read_rgb(path)
+        image = read_rgb(path)
         if image is None:  # changed on disk since we checked
             raise MediaInputError(path, "cannot be read any more; was it changed or removed?")
         return cover_crop(image, request.width, request.height)
