@@ -32,6 +32,7 @@ from engine.events import (
     JobQueued,
     JobStarted,
 )
+from engine.grading.grader import ColorGrader
 from engine.orchestrator.render_pipeline import PRESET_NAMES, RenderRequest, render_video
 from engine.planning.shots import Shot, ShotList, plan_shots
 
@@ -49,6 +50,7 @@ __all__ = [
     "BackendError",
     "BeatMarker",
     "CancelledError",
+    "ColorGrader",
     "ConfigManager",
     "ConfigurationError",
     "GenerationError",
