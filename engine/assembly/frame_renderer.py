@@ -39,6 +39,9 @@ class FrameStyle:
         Per-shot camera moves (by shot index) replacing the plan's.
     transitions : mapping of int to TransitionSpec
         Per-shot transitions in (by shot index) replacing the plan's kind.
+    shot_grades : mapping of int to callable
+        Per-shot grades (by shot index) used instead of ``grade`` for frames whose
+        main picture is that shot (the incoming one from the middle of a transition).
     """
 
     motion_amount: float = 0.08
@@ -48,6 +51,7 @@ class FrameStyle:
     grade: Grade | None = None
     motions: Mapping[int, MotionSpec] = field(default_factory=dict)
     transitions: Mapping[int, TransitionSpec] = field(default_factory=dict)
+    shot_grades: Mapping[int, Grade] = field(default_factory=dict)
 
 
 class FrameRenderer:
@@ -121,6 +125,8 @@ class FrameRenderer:
             image = blend_transition(
                 layers[0], layers[1], recipe.transition_progress, self._transition(incoming)
             )
-        if self.style.grade is not None:
-            image = self.style.grade(image, frame)
+        main = recipe.layers[-1 if recipe.transition_progress >= 0.5 else 0][0]
+        grade = self.style.shot_grades.get(main, self.style.grade)
+        if grade is not None:
+            image = grade(image, frame)
         return image

@@ -70,6 +70,25 @@ def _even(value: Any) -> str | None:
     return None if value % 2 == 0 else f"{value} must be even (H.264 with 4:2:0 chroma)"
 
 
+def parse_section_looks(value: str) -> dict[str, str]:
+    """``"chorus=teal-orange, intro=cool-night"`` → ``{"chorus": "teal-orange", ...}``."""
+    looks: dict[str, str] = {}
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        label, sep, look = (x.strip() for x in item.partition("="))
+        if not sep or not label or not look:
+            raise ValueError(f"{item!r} is not 'section=look'")
+        looks[label] = look
+    return looks
+
+
+def _section_looks(value: Any) -> str | None:
+    try:
+        parse_section_looks(value)
+    except ValueError as err:
+        return str(err)
+    return None
+
+
 def _backend_order(value: Any) -> str | None:
     known = {"diffusers", "procedural", "stills"}
     bad = [v for v in value if v not in known]
@@ -234,6 +253,12 @@ SCHEMA: dict[str, Field] = {
         default="",
         help="A shipped look (teal-orange, bleach-bypass, warm-film, cool-night) or a .cube "
         "file; empty for none.",
+    ),
+    "grade.section_looks": Field(
+        type=str,
+        default="",
+        check=_section_looks,
+        help="Looks per section, over the global grade: 'chorus=teal-orange, intro=cool-night'.",
     ),
     "grade.look_strength": Field(
         type=float, default=0.8, minimum=0.0, maximum=1.0, help="How much of the look to apply."

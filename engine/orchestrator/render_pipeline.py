@@ -101,6 +101,24 @@ def build_grader(grade_cfg: dict[str, Any]) -> Any:
     return grader
 
 
+def build_section_graders(grade_cfg: dict[str, Any], base: Any) -> dict[str, Any]:
+    """A grader per section label with a look, over the global grade."""
+    from engine.config.schema import parse_section_looks
+    from engine.grading.grader import ColorGrader
+
+    graders = {}
+    for label, look in parse_section_looks(str(grade_cfg["section_looks"])).items():
+        grader = ColorGrader()
+        grader.apply_lut(look, float(grade_cfg["look_strength"]))
+        graders[label] = grader if base is None else grader.over(base)
+        graders[label].prepare()
+    return graders
+
+
+def _grade_function(grader: Any) -> Any:
+    return lambda frame, index: grader.grade(frame, frame_index=index)
+
+
 def frame_size(width: int, height: int, aspect: str) -> tuple[int, int]:
     """The preset's landscape size turned to ``aspect`` (9:16 portrait, 1:1 square)."""
     if aspect == "9:16":
@@ -255,6 +273,7 @@ def render_video(
     backend = create_backend(request.backend, images_dir=request.images_dir)
     backend_warnings = list(getattr(backend, "warnings", []))
     grader = build_grader(config["grade"])  # a bad look fails here, before any work
+    section_graders = build_section_graders(config["grade"], grader)
     # A palette from the style bible holds for every shot; otherwise each shot's
     # prompt (its section's theme) picks one.
     fixed_palette = parse_palette(style_cfg["palette"]) if style_cfg["palette"] else None
@@ -363,9 +382,12 @@ def render_video(
         transition_seconds=float(render_cfg["crossfade_seconds"]),
         beat_pulse=float(render_cfg["beat_pulse"]),
         beat_times=tuple(b.time for b in analysis.beats),
-        grade=None
-        if grader is None
-        else lambda frame, index: grader.grade(frame, frame_index=index),
+        grade=None if grader is None else _grade_function(grader),
+        shot_grades={
+            shot.index: _grade_function(section_graders[shot.section])
+            for shot in shots
+            if shot.section in section_graders
+        },
     )
     stats = compose_video(
         shots,

@@ -79,3 +79,41 @@ def test_section_transition_setting_reaches_the_plan(
     report = json.loads((tmp_path / "whip.json").read_text())
     kinds = {s["transition_in"] for s in report["shots"][1:]}
     assert "whip_pan" in kinds and "crossfade" not in kinds
+
+
+def test_section_looks_grade_only_their_sections(
+    short_song: tuple[Path, dict], tmp_path: Path
+) -> None:
+    import av
+
+    song, _truth = short_song
+    code, plain = _render(song, tmp_path, "plain", "")
+    assert code == 0
+    code, graded = _render(
+        song,
+        tmp_path,
+        "chorus",
+        '[grade]\nsection_looks = "chorus=bleach-bypass"\nlook_strength = 1.0\n',
+    )
+    assert code == 0
+    report = json.loads((tmp_path / "chorus.json").read_text())
+
+    def frame_means(path: Path) -> list[float]:
+        with av.open(str(path)) as container:
+            return [
+                float(f.to_ndarray(format="rgb24").std(axis=2).mean())
+                for f in container.decode(video=0)
+            ]
+
+    before, after = frame_means(plain), frame_means(graded)
+    for shot in report["shots"]:
+        middle = round((shot["start"] + shot["end"]) / 2 * 24)
+        if shot["section"] == "chorus":
+            assert after[middle] < before[middle] - 2  # bleach bypass: less colour
+        else:
+            assert after[middle] == pytest.approx(before[middle], abs=0.5)
+
+
+def test_bad_section_looks_value(tiny_song: Path, tmp_path: Path) -> None:
+    code, _out = _render(tiny_song, tmp_path, "bad", '[grade]\nsection_looks = "chorus"\n')
+    assert code == 2
