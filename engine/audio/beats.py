@@ -373,19 +373,19 @@ def _double_threshold(fast_bpm: float) -> float:
     return float(np.clip(threshold, 0.4, 0.97))
 
 
-def _backbeat(env: _Envelopes, frames: np.ndarray) -> float:
+def _backbeat(env: _Envelopes, frames: np.ndarray, groups: tuple[int, ...] = (2,)) -> float:
     """How much the beats differ in their snare-to-kick balance by position (0: not at all).
 
     The balance is ``log((snare + 0.05) / (kick + 0.05))`` at each beat; its median at each
-    position in groups of 2, 3 and 4 beats, and the largest spread of those medians: large
-    where kick and snare take turns on the beats (2 and 4 in 4/4, 2 and 3 in 3/4), whatever
-    the meter, and small where the kick alone plays every beat.
+    position in groups of ``groups`` beats, and the largest spread of those medians: large
+    where kick and snare take turns on the beats (every other beat with ``(2,)``; 2 and 3 of
+    3/4 too with ``(2, 3, 4)``), small where the kick alone plays every beat.
     """
     if frames.size < _MIN_GRID_BEATS:
         return 0.0
     balance = np.log((_values_at(env.snare, frames) + 0.05) / (_values_at(env.low, frames) + 0.05))
     spread = 0.0
-    for group in (2, 3, 4):
+    for group in groups:
         n = balance.size - balance.size % group
         medians = np.median(balance[:n].reshape(-1, group), axis=0)
         spread = max(spread, float(medians.max() - medians.min()))
@@ -449,7 +449,7 @@ def _track_grid(
             # The mirror image of the halving test below: a kick on every beat, no backbeat,
             # something between the kicks, and a faster level the prior prefers.
             2.0 * bpm <= _KEEP_FAST_BPM
-            and backbeat < _BACKBEAT
+            and _backbeat(env, frames, (2, 3, 4)) < _BACKBEAT
             and _kick_pulse(env, frames)
             and _gaps_filled(env, frames)
         ):

@@ -1,4 +1,4 @@
-"""Musical sections (intro, verse, chorus, bridge, outro) with boundaries on downbeats.
+"""Musical sections (intro, verse, pre-chorus, chorus, bridge, breakdown, drop, outro).
 
 A first version, built on bars:
 
@@ -16,7 +16,19 @@ A first version, built on bars:
    is the ``intro`` and the last the ``outro`` when quieter than the song's average; the
    loudest recurring group is the ``chorus``; other recurring groups are ``verse``; a
    one-off section is a ``verse`` before the first chorus and a ``bridge`` after it.  When
-   nothing recurs, the loudest section above the song's average is the ``chorus``.
+   nothing recurs, the loudest section above the song's average is the ``chorus``.  Then,
+   from the energy around them:
+
+   * ``breakdown``: a group (or a one-off) every occurrence of which is a dip, quieter than
+     0.65 of both its neighbours (RMS), with at least one after the first chorus;
+   * ``drop``: the chorus group, when its first occurrence comes straight after a breakdown
+     and at least 1.6 times as loud (a one-off loud section after a breakdown, likewise);
+   * ``pre-chorus``: a section right before a chorus and quieter than it, after a verse,
+     that is either its own material or a louder continuation of the verse before it (a
+     boundary was found between them, so they differ).
+
+   Repeated material keeps one label, except that a pre-chorus found inside the verse group
+   (the same chords played louder) is labelled where it sits.
 
 Example
 -------
@@ -56,6 +68,8 @@ _ENERGY_NOVELTY_WEIGHT = 0.75
 _PEAK_OF_MAX = 0.2
 # Sections whose aligned bars are this similar (cosine, standardised features) repeat.
 _REPEAT_SIMILARITY = 0.6
+_DIP = 0.65  # a breakdown is quieter than this fraction of both neighbours (RMS)
+_DROP_RISE = 1.6  # a drop is at least this much louder than the breakdown before it
 
 
 def _check_args(
@@ -276,7 +290,52 @@ def _labels(groups: list[int], energy: np.ndarray, average: float) -> list[str]:
             labels[k] = "verse"
         else:
             labels[k] = "bridge"
+    _breakdowns_and_drops(labels, groups, energy, middle, first_chorus)
+    _pre_choruses(labels, groups, energy)
     return labels
+
+
+def _is_dip(k: int, energy: np.ndarray) -> bool:
+    """A section quieter than ``_DIP`` of both its neighbours."""
+    return 0 < k < energy.size - 1 and energy[k] < _DIP * min(energy[k - 1], energy[k + 1])
+
+
+def _breakdowns_and_drops(
+    labels: list[str], groups: list[int], energy: np.ndarray, middle: list[int], first: int
+) -> None:
+    """Relabel dips as ``breakdown`` and the loud entries after them as ``drop``, in place."""
+    for group in dict.fromkeys(groups[k] for k in middle if labels[k] in ("verse", "bridge")):
+        members = [k for k in middle if groups[k] == group]
+        if all(_is_dip(k, energy) for k in members) and any(k > first for k in members):
+            for k in members:
+                labels[k] = "breakdown"
+    for k in range(1, len(labels)):
+        if labels[k - 1] != "breakdown" or energy[k] < _DROP_RISE * energy[k - 1]:
+            continue
+        if labels[k] == "chorus" and k == first:
+            for j in range(len(labels)):
+                if labels[j] == "chorus":
+                    labels[j] = "drop"
+        elif labels[k] == "bridge":
+            labels[k] = "drop"
+
+
+def _pre_choruses(labels: list[str], groups: list[int], energy: np.ndarray) -> None:
+    """Relabel as ``pre-chorus`` the build-ups from a verse into a chorus, in place."""
+    chorus = {"chorus", "drop"}
+    candidates = [
+        k
+        for k in range(1, len(labels) - 1)
+        if labels[k] in ("verse", "bridge")
+        and labels[k + 1] in chorus
+        and labels[k - 1] == "verse"
+        and energy[k] < energy[k + 1]
+    ]
+    for k in candidates:
+        own_material = groups[k] != groups[k - 1]
+        louder_continuation = energy[k] > energy[k - 1]
+        if own_material or louder_continuation:
+            labels[k] = "pre-chorus"
 
 
 def find_sections(

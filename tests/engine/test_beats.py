@@ -186,3 +186,90 @@ def test_bad_arguments_raise_parameter_error(kwargs: dict[str, Any], match: str)
     y, sr = args.pop("y"), args.pop("sr")
     with pytest.raises(ParameterError, match=match):
         track_beats(y, sr, **args)
+
+
+# Traps from issue 3, each with exact truth: kicks only on 1 and 3 (nothing on 2 and 4),
+# half-time drums, a tempo that glides, a ritardando ending and a pad-only outro.
+def trap_spec(tempo: float, *, energies: tuple[float, ...], **changes: Any) -> SongSpec:
+    labels = ("intro", "verse", "chorus", "verse", "chorus", "outro")
+    bars = (2, 4, 4, 2, 4, 2)
+    sections = tuple(
+        SectionSpec(label=label, bars=n, energy=e)
+        for label, n, e in zip(labels, bars, energies, strict=True)
+    )
+    return SongSpec(tempo=tempo, sections=sections, sample_rate=SR, **changes)
+
+
+POP_ENERGIES = (0.2, 0.5, 0.9, 0.6, 0.85, 0.3)
+TRAPS: dict[str, tuple[SongSpec, float]] = {
+    "116bpm-kicks-on-1-and-3-off-beat-hats": (
+        trap_spec(116.0, energies=(0.2, 0.42, 0.44, 0.42, 0.44, 0.3), offbeat_hats=True, seed=21),
+        0.95,
+    ),
+    "94bpm-half-time": (trap_spec(94.0, energies=POP_ENERGIES, half_time=True, seed=22), 0.95),
+    # Tempo changes need only be not catastrophic: a glide by a quarter in 40 s, and a
+    # last section slowing to 70 % of its tempo.
+    "100bpm-gliding-to-124": (
+        trap_spec(100.0, energies=POP_ENERGIES, tempo_end=124.0, seed=23),
+        0.9,
+    ),
+    "112bpm-ritardando": (trap_spec(112.0, energies=POP_ENERGIES, rubato_end=0.3, seed=24), 0.85),
+    "108bpm-pad-only-outro": (
+        trap_spec(108.0, energies=(0.3, 0.55, 0.95, 0.55, 0.95, 0.08), seed=25),
+        0.95,
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def trapped() -> dict[str, tuple[dict[str, Any], BeatTrack]]:
+    out = {}
+    for name, (spec, _) in TRAPS.items():
+        song = synthesize_song(spec)
+        out[name] = (song.truth, track_beats(song.audio.mean(axis=0), song.sample_rate))
+    return out
+
+
+@pytest.mark.parametrize("name", list(TRAPS))
+def test_traps_are_tracked(trapped: dict[str, tuple[dict[str, Any], BeatTrack]], name: str) -> None:
+    truth, track = trapped[name]
+    f_beats = mir_eval.beat.f_measure(np.array(truth["beats"]), track.times)
+    assert f_beats >= TRAPS[name][1], f"{name}: beat F {f_beats:.3f}"
+    assert track.tempo == pytest.approx(truth["tempo"], rel=0.04)
+
+
+def test_synth_tempo_changes_keep_the_truth_exact() -> None:
+    """Under a glide and a ritardando, every kick of a four-on-the-floor song starts at a
+    beat of the truth (to the sample), and the beats slow down as asked."""
+    spec = SongSpec(
+        tempo=100.0,
+        tempo_end=130.0,
+        rubato_end=0.4,
+        sample_rate=SR,
+        sections=(
+            SectionSpec(label="verse", bars=4, energy=0.7),
+            SectionSpec(label="outro", bars=2, energy=0.7),
+        ),
+    )
+    from engine.audio.synth import _Song, _tempo_map
+
+    song = synthesize_song(spec)
+    beats = np.array(song.truth["beats"])
+    tempo_map = _tempo_map(spec)
+    assert tempo_map is not None
+    rendered = _Song(spec)
+    kicks = [rendered.sample_at(float(b)) for b in range(beats.size)]
+    assert np.array_equal(np.round(beats * SR).astype(int), kicks)
+    gaps = np.diff(beats)
+    assert 60.0 / gaps[0] == pytest.approx(100.0, rel=0.02)
+    assert gaps[-1] > gaps[15]  # the ritardando
+    assert song.truth["spec"]["tempo_end"] == 130.0
+
+
+def test_synth_options_at_their_defaults_leave_the_spec_dict_alone() -> None:
+    fields = song_spec(120.0).to_dict()
+    assert not {"half_time", "tempo_end", "rubato_end"} & set(fields)
+    with pytest.raises(ParameterError, match="tempo_end"):
+        song_spec(120.0, tempo_end=300.0)
+    with pytest.raises(ParameterError, match="rubato_end"):
+        song_spec(120.0, rubato_end=0.9)

@@ -180,3 +180,82 @@ def test_bad_arguments_raise_parameter_error(kwargs: dict[str, Any], match: str)
     y, sr = args.pop("y"), args.pop("sr")
     with pytest.raises(ParameterError, match=match):
         find_sections(y, sr, **args)
+
+
+EDM = SongSpec(
+    tempo=128.0,
+    sample_rate=SR,
+    seed=4,
+    key="C minor",
+    sections=(
+        SectionSpec(label="intro", bars=4, energy=0.3),
+        SectionSpec(label="verse", bars=8, energy=0.55),
+        SectionSpec(label="breakdown", bars=4, energy=0.2),
+        SectionSpec(label="chorus", bars=8, energy=0.95),
+        SectionSpec(label="breakdown", bars=4, energy=0.2),
+        SectionSpec(label="chorus", bars=8, energy=0.95),
+        SectionSpec(label="outro", bars=4, energy=0.3),
+    ),
+)
+
+BUILD_UP = SongSpec(
+    tempo=120.0,
+    sample_rate=SR,
+    seed=5,
+    key="E major",
+    sections=(
+        SectionSpec(label="intro", bars=4, energy=0.2),
+        SectionSpec(label="verse", bars=8, energy=0.5),
+        SectionSpec(label="pre-chorus", bars=4, energy=0.65),
+        SectionSpec(label="chorus", bars=8, energy=0.9),
+        SectionSpec(label="verse", bars=8, energy=0.5),
+        SectionSpec(label="pre-chorus", bars=4, energy=0.65),
+        SectionSpec(label="chorus", bars=8, energy=0.9),
+        SectionSpec(label="outro", bars=4, energy=0.3),
+    ),
+)
+
+
+@pytest.fixture(scope="module")
+def edm() -> Analysed:
+    return analyse(EDM)
+
+
+@pytest.fixture(scope="module")
+def build_up() -> Analysed:
+    return analyse(BUILD_UP)
+
+
+def labels_of(song: Analysed, truth_label: str) -> list[str]:
+    """Our labels at the middle of each section the truth calls ``truth_label``."""
+    return [
+        label_at(song, 0.5 * (r["start"] + r["end"]))
+        for r in song.truth["sections"]
+        if r["label"] == truth_label
+    ]
+
+
+def test_dips_between_loud_sections_are_breakdowns(demo: Analysed, edm: Analysed) -> None:
+    assert labels_of(demo, "breakdown") == ["breakdown"]
+    assert labels_of(edm, "breakdown") == ["breakdown", "breakdown"]
+
+
+def test_a_sudden_loud_entry_after_a_breakdown_is_a_drop(demo: Analysed, edm: Analysed) -> None:
+    # Both choruses of the dance song enter straight after a breakdown: one label, "drop".
+    assert labels_of(edm, "chorus") == ["drop", "drop"]
+    # The demo's first chorus follows a verse: it stays a chorus, and so does its repeat.
+    assert labels_of(demo, "chorus") == ["chorus", "chorus"]
+
+
+def test_build_ups_before_a_chorus_are_pre_choruses(build_up: Analysed) -> None:
+    assert "pre-chorus" in labels_of(build_up, "pre-chorus")
+    assert set(labels_of(build_up, "chorus")) == {"chorus"}
+    assert labels_of(build_up, "verse")[0] == "verse"
+    hit_rate, _ = boundary_scores(build_up)
+    assert hit_rate >= 0.8
+
+
+def test_confidence_is_higher_where_the_label_is_clear(edm: Analysed) -> None:
+    """The drops repeat each other exactly: their confidence beats the song's median."""
+    drops = [s.confidence for s in edm.sections if s.label == "drop"]
+    assert min(drops) >= float(np.median([s.confidence for s in edm.sections]))
