@@ -12,6 +12,9 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# librosa compiles its numba kernels on first import (~20 s on 2 cores); do it
+	@# once here, at install, rather than in the user's first analysis.
+	$(BIN)/python -c "import librosa.feature, librosa.onset, librosa.beat"
 	@touch $(STAMP)
 
 install: $(STAMP)

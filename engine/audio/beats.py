@@ -56,6 +56,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import maximum_filter1d, median_filter
 
+from engine.audio.dsp import dp_beats, stft_power
 from engine.errors import ParameterError
 
 __all__ = ["BeatTrack", "track_beats"]
@@ -237,7 +238,7 @@ def _rise(x: np.ndarray) -> np.ndarray:
 
 def _envelopes(y: np.ndarray) -> _Envelopes:
     sr = ANALYSIS_SAMPLE_RATE
-    power = np.abs(librosa.stft(y, n_fft=_N_FFT, hop_length=_HOP)) ** 2
+    power = stft_power(y, n_fft=_N_FFT, hop_length=_HOP)
     mel_fb = librosa.filters.mel(sr=sr, n_fft=_N_FFT, n_mels=_N_MELS, fmin=20.0, fmax=sr / 2)
     log_mel = librosa.power_to_db(mel_fb @ power, ref=1.0, amin=1e-10, top_db=None)
     mel_freqs = librosa.mel_frequencies(n_mels=_N_MELS, fmin=20.0, fmax=sr / 2)
@@ -262,7 +263,7 @@ def _envelopes(y: np.ndarray) -> _Envelopes:
     window_energy = float(np.sum(np.hanning(_N_FFT) ** 2))
     rms = np.sqrt(2.0 * power.sum(axis=0) / (_N_FFT * window_energy))
     rms_db = 20.0 * np.log10(rms + 1e-12)
-    chroma_power = np.abs(librosa.stft(y, n_fft=_CHROMA_N_FFT, hop_length=_CHROMA_HOP)) ** 2
+    chroma_power = stft_power(y, n_fft=_CHROMA_N_FFT, hop_length=_CHROMA_HOP)
     chroma = librosa.feature.chroma_stft(
         S=chroma_power, sr=sr, n_fft=_CHROMA_N_FFT, tuning=0.0, norm=None
     )
@@ -322,14 +323,8 @@ def _tempo_candidates(ac: np.ndarray) -> list[tuple[float, float]]:
 
 
 def _dp_beats(envelope: np.ndarray, bpm: float, tightness: float) -> np.ndarray:
-    _, frames = librosa.beat.beat_track(
-        onset_envelope=envelope,
-        sr=ANALYSIS_SAMPLE_RATE,
-        hop_length=_HOP,
-        bpm=bpm,
-        tightness=tightness,
-        trim=False,
-        units="frames",
+    frames = dp_beats(
+        envelope, bpm=bpm, frame_rate=ANALYSIS_SAMPLE_RATE / _HOP, tightness=tightness
     )
     return np.asarray(frames, dtype=np.float64)
 

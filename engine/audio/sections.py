@@ -50,6 +50,7 @@ import math
 import librosa
 import numpy as np
 
+from engine.audio.dsp import stft_power
 from engine.audio.types import AudioSection
 from engine.errors import ParameterError
 
@@ -130,7 +131,7 @@ def _bar_features(
     y: np.ndarray, bar_edges: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(weighted standardised features per bar, mean RMS per bar, loudness dB per bar)."""
-    power = np.abs(librosa.stft(y, n_fft=_N_FFT, hop_length=_HOP)) ** 2
+    power = stft_power(y, n_fft=_N_FFT, hop_length=_HOP)
     n_frames = power.shape[1]
     frame_edges = np.clip(np.rint(bar_edges * _SR / _HOP).astype(np.int64), 0, n_frames)
     starts, ends = frame_edges[:-1], np.maximum(frame_edges[1:], frame_edges[:-1] + 1)
@@ -141,7 +142,7 @@ def _bar_features(
     mel = librosa.feature.melspectrogram(S=power, sr=_SR, n_mels=64)
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=80.0), n_mfcc=_N_MFCC)[1:]
     contrast = librosa.feature.spectral_contrast(S=np.sqrt(power), sr=_SR, n_fft=_N_FFT)
-    chroma_power = np.abs(librosa.stft(y, n_fft=_CHROMA_N_FFT, hop_length=_HOP)) ** 2
+    chroma_power = stft_power(y, n_fft=_CHROMA_N_FFT, hop_length=_HOP)
     chroma = librosa.feature.chroma_stft(S=chroma_power, sr=_SR, n_fft=_CHROMA_N_FFT, tuning=0.0)
     chroma = chroma[:, :n_frames]
 

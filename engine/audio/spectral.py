@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.audio.dsp import stft_power
 from engine.audio.types import SpectralFeatures
 
 __all__ = ["spectral_curves"]
@@ -37,7 +38,7 @@ def spectral_curves(y: np.ndarray, sr: int, *, fps: float, duration: float) -> S
     import librosa
 
     n_frames = max(1, round(duration * fps))
-    spec = np.abs(librosa.stft(y, n_fft=2048, hop_length=_HOP)) ** 2
+    spec = stft_power(y, n_fft=2048, hop_length=_HOP)
     freqs = librosa.fft_frequencies(sr=sr, n_fft=2048)
     frame_times = librosa.frames_to_time(np.arange(spec.shape[1]), sr=sr, hop_length=_HOP)
     video_times = np.arange(n_frames) / fps

@@ -1,0 +1,56 @@
+"""Our numpy STFT and beat DP against librosa's (which numba compiles on first use)."""
+
+from __future__ import annotations
+
+import librosa
+import numpy as np
+import pytest
+
+from engine.audio.dsp import dp_beats, stft
+from engine.audio.synth import SectionSpec, SongSpec, synthesize_song
+
+
+@pytest.mark.parametrize(("n_fft", "hop"), [(2048, 512), (1024, 256), (4096, 1024)])
+def test_stft_matches_librosa(n_fft: int, hop: int) -> None:
+    rng = np.random.default_rng(1)
+    y = rng.normal(0, 0.2, 22050 * 3 + 17).astype(np.float32)
+    ours = stft(y, n_fft=n_fft, hop_length=hop)
+    theirs = librosa.stft(y, n_fft=n_fft, hop_length=hop)
+    assert ours.shape == theirs.shape
+    assert np.allclose(ours, theirs, atol=1e-3 * np.abs(theirs).max())
+
+
+@pytest.mark.parametrize(("tempo", "tightness"), [(96.0, 100.0), (128.0, 400.0), (171.0, 25.0)])
+def test_dp_beats_matches_librosa(tempo: float, tightness: float) -> None:
+    song = synthesize_song(
+        SongSpec(
+            tempo=tempo,
+            sections=(SectionSpec(label="verse", bars=8, energy=0.7),),
+            offbeat_hats=True,
+            seed=2,
+        )
+    )
+    y = librosa.resample(song.audio.mean(axis=0), orig_sr=song.sample_rate, target_sr=22050)
+    envelope = librosa.onset.onset_strength(y=y, sr=22050, hop_length=256)
+    _, expected = librosa.beat.beat_track(
+        onset_envelope=envelope,
+        sr=22050,
+        hop_length=256,
+        bpm=tempo,
+        tightness=tightness,
+        trim=False,
+    )
+    ours = dp_beats(envelope, bpm=tempo, frame_rate=22050 / 256, tightness=tightness)
+    assert np.array_equal(ours, expected)
+
+
+def test_dp_beats_on_noise_and_silence() -> None:
+    rng = np.random.default_rng(5)
+    envelope = np.abs(rng.normal(size=3000))
+    _, expected = librosa.beat.beat_track(
+        onset_envelope=envelope, sr=22050, hop_length=512, bpm=111.0, tightness=100.0, trim=False
+    )
+    assert np.array_equal(
+        dp_beats(envelope, bpm=111.0, frame_rate=22050 / 512, tightness=100.0), expected
+    )
+    assert dp_beats(np.zeros(100), bpm=120.0, frame_rate=43.0, tightness=100.0).size == 0
