@@ -217,16 +217,8 @@ class VideoAssembler:
                 raise MediaInputError(images[index], "changed or vanished during assembly")
             return cover_crop(image, width, height)
 
-        settings = EncodeSettings(
-            width=width,
-            height=height,
-            fps=frame_rate(preset["fps"]),
-            crf=int(preset["crf"]),
-            speed=str(preset["encoder_speed"]),
-            codec=str(preset["codec"]),
-            pix_fmt=str(preset["pix_fmt"]),
-            gop_seconds=float(preset["gop_seconds"]),
-            audio_bitrate=int(preset["audio_bitrate"]),
+        settings = EncodeSettings.from_preset(
+            preset, width=width, height=height, fps=frame_rate(preset["fps"])
         )
         key = hashlib.sha256(
             repr((job, shots.to_dict(), settings, self.grader.to_dict(), self._pending)).encode()

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import heapq
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -59,6 +59,32 @@ class EncodeSettings:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "fps", Fraction(self.fps).limit_denominator(1001))
+
+    @classmethod
+    def from_preset(
+        cls,
+        preset: Mapping[str, Any],
+        *,
+        width: int,
+        height: int,
+        fps: Fraction,
+        audio_gain_db: float = 0.0,
+        metadata: tuple[tuple[str, str], ...] = (),
+    ) -> EncodeSettings:
+        """Settings from a configuration preset (``config["presets"][name]``)."""
+        return cls(
+            width=width,
+            height=height,
+            fps=fps,
+            crf=int(preset["crf"]),
+            speed=str(preset["encoder_speed"]),
+            codec=str(preset["codec"]),
+            pix_fmt=str(preset["pix_fmt"]),
+            gop_seconds=float(preset["gop_seconds"]),
+            audio_bitrate=int(preset["audio_bitrate"]),
+            audio_gain_db=audio_gain_db,
+            metadata=metadata,
+        )
 
     @property
     def gop_frames(self) -> int:

@@ -358,16 +358,11 @@ def render_video(
 
     label = "procedural draft" if backend.is_draft else backend.name
     gain_db, loudness = _loudness_gain(audio_path, float(preset["loudness_lufs"]), max_duration)
-    settings = EncodeSettings(
+    settings = EncodeSettings.from_preset(
+        preset,
         width=width,
         height=height,
         fps=fps,
-        crf=int(preset["crf"]),
-        speed=str(preset["encoder_speed"]),
-        codec=str(preset["codec"]),
-        pix_fmt=str(preset["pix_fmt"]),
-        gop_seconds=float(preset["gop_seconds"]),
-        audio_bitrate=int(preset["audio_bitrate"]),
         audio_gain_db=gain_db,
         metadata=(
             ("title", audio_path.stem),
