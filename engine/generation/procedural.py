@@ -474,8 +474,10 @@ def _stars(
 def _ridge(rng: np.random.Generator, n: int, kind: str, roughness: float) -> np.ndarray:
     """A terrain profile in 0..1 (1 = highest) with ``n`` samples."""
     if kind == "mountains":
-        base = _noise1d(rng, n, 2, 3)
-        detail = _noise1d(rng, n, 5, 5)
+        # Cubic upsampling can overshoot 0..1 a little; a negative base to a fractional
+        # power is NaN, which once crashed a long render.
+        base = np.clip(_noise1d(rng, n, 2, 3), 0.0, 1.0)
+        detail = np.clip(_noise1d(rng, n, 5, 5), 0.0, 1.0)
         ridged = 1.0 - np.abs(2.0 * detail - 1.0)
         prof = 0.7 * base**1.3 + 0.3 * ridged**2 * (0.5 + roughness)
     elif kind == "dunes":

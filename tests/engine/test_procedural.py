@@ -239,3 +239,22 @@ def test_any_palette_length_paints(family: str, palette: tuple[tuple[int, int, i
     img = _render(FAMILY_PROMPTS[family], width=160, height=90, palette=palette)
     assert img.shape == (90, 160, 3)
     assert _luma(img).std() > 5.0
+
+
+def test_mountain_profile_never_goes_nan() -> None:
+    """Regression: this request made `base ** 1.3` NaN (negative noise) and crashed a render."""
+    from engine.generation.procedural import ProceduralBackend
+    from engine.generation.types import StillRequest
+
+    request = StillRequest(
+        prompt="snowy mountains under the moon, cold blue, vivid, bright, energetic",
+        seed=1132709840,
+        width=1920,
+        height=1080,
+        palette=((12, 26, 43), (45, 74, 108), (126, 168, 202), (207, 230, 246), (224, 246, 242)),
+        energy=0.9999077756597814,
+        section="chorus",
+        shot_index=22,
+    )
+    image = ProceduralBackend().generate(request)
+    assert image.shape == (1080, 1920, 3) and float(image.std()) > 5
