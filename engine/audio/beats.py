@@ -56,7 +56,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import maximum_filter1d, median_filter
 
-from engine.audio.dsp import dp_beats, stft_power
+from engine.audio.dsp import dp_beats, stft_power, stft_reduce
 from engine.errors import ParameterError
 
 __all__ = ["BeatTrack", "track_beats"]
@@ -263,9 +263,13 @@ def _envelopes(y: np.ndarray) -> _Envelopes:
     window_energy = float(np.sum(np.hanning(_N_FFT) ** 2))
     rms = np.sqrt(2.0 * power.sum(axis=0) / (_N_FFT * window_energy))
     rms_db = 20.0 * np.log10(rms + 1e-12)
-    chroma_power = stft_power(y, n_fft=_CHROMA_N_FFT, hop_length=_CHROMA_HOP)
-    chroma = librosa.feature.chroma_stft(
-        S=chroma_power, sr=sr, n_fft=_CHROMA_N_FFT, tuning=0.0, norm=None
+    chroma = stft_reduce(
+        y,
+        n_fft=_CHROMA_N_FFT,
+        hop_length=_CHROMA_HOP,
+        reduce=lambda block: librosa.feature.chroma_stft(
+            S=block, sr=sr, n_fft=_CHROMA_N_FFT, tuning=0.0, norm=None
+        ),
     )
     return _Envelopes(
         full=full,

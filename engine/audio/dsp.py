@@ -8,9 +8,33 @@ Tests compare both with librosa.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-__all__ = ["dp_beats", "stft", "stft_power"]
+__all__ = ["dp_beats", "stft", "stft_power", "stft_reduce"]
+
+
+def _frames(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
+    """Centred, zero-padded frames of ``y`` as a read-only ``(count, n_fft)`` view."""
+    signal = np.asarray(y, dtype=np.float32)
+    padded = np.pad(signal, (n_fft // 2, n_fft // 2), mode="constant")
+    count = 1 + (len(padded) - n_fft) // hop_length
+    return np.lib.stride_tricks.as_strided(
+        padded,
+        shape=(count, n_fft),
+        strides=(padded.strides[0] * hop_length, padded.strides[0]),
+        writeable=False,
+    )
+
+
+def _window(n_fft: int) -> np.ndarray:
+    from scipy.signal import get_window
+
+    return get_window("hann", n_fft, fftbins=True).astype(np.float32)
+
+
+_BLOCK = 2048  # frames per FFT block: bounded memory for long songs
 
 
 def stft(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
@@ -18,30 +42,40 @@ def stft(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
 
     Returns a complex64 array of shape ``(1 + n_fft // 2, 1 + len(y) // hop_length)``.
     """
-    from scipy.signal import get_window
-
-    signal = np.asarray(y, dtype=np.float32)
-    window = get_window("hann", n_fft, fftbins=True).astype(np.float32)
-    padded = np.pad(signal, (n_fft // 2, n_fft // 2), mode="constant")
-    count = 1 + (len(padded) - n_fft) // hop_length
-    frames = np.lib.stride_tricks.as_strided(
-        padded,
-        shape=(count, n_fft),
-        strides=(padded.strides[0] * hop_length, padded.strides[0]),
-        writeable=False,
-    )
-    spectrum = np.empty((n_fft // 2 + 1, count), dtype=np.complex64)
-    block = 2048  # frames at a time: bounded memory for long songs
-    for start in range(0, count, block):
-        chunk = frames[start : start + block] * window
-        spectrum[:, start : start + block] = np.fft.rfft(chunk, axis=1).T
+    frames, window = _frames(y, n_fft, hop_length), _window(n_fft)
+    spectrum = np.empty((n_fft // 2 + 1, frames.shape[0]), dtype=np.complex64)
+    for start in range(0, frames.shape[0], _BLOCK):
+        spectrum[:, start : start + _BLOCK] = np.fft.rfft(
+            frames[start : start + _BLOCK] * window, axis=1
+        ).T
     return spectrum
 
 
+def stft_reduce(
+    y: np.ndarray,
+    *,
+    n_fft: int,
+    hop_length: int,
+    reduce: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> np.ndarray:
+    """``|stft|**2`` (float32), or ``reduce`` of it, computed block by block.
+
+    ``reduce`` must work frame by frame (a filter bank, a per-frame norm): it is
+    applied to blocks of frames and the results joined, so the full power
+    spectrogram is never held at once.
+    """
+    frames, window = _frames(y, n_fft, hop_length), _window(n_fft)
+    parts = []
+    for start in range(0, frames.shape[0], _BLOCK):
+        spectrum = np.fft.rfft(frames[start : start + _BLOCK] * window, axis=1).T
+        power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+        parts.append(power if reduce is None else reduce(power))
+    return np.concatenate(parts, axis=1)
+
+
 def stft_power(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
-    """``|stft|**2`` as float32."""
-    spectrum = stft(y, n_fft=n_fft, hop_length=hop_length)
-    return (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    """``|stft|**2`` as float32 (never holding the complex spectrum)."""
+    return stft_reduce(y, n_fft=n_fft, hop_length=hop_length)
 
 
 def dp_beats(

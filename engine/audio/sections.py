@@ -50,7 +50,7 @@ import math
 import librosa
 import numpy as np
 
-from engine.audio.dsp import stft_power
+from engine.audio.dsp import stft_power, stft_reduce
 from engine.audio.types import AudioSection
 from engine.errors import ParameterError
 
@@ -138,13 +138,21 @@ def _bar_features(
     ends = np.minimum(ends, n_frames)
     starts = np.minimum(starts, ends - 1)
 
-    rms = librosa.feature.rms(S=np.sqrt(power), frame_length=_N_FFT)
+    magnitude = np.sqrt(power)
+    rms = librosa.feature.rms(S=magnitude, frame_length=_N_FFT)
     mel = librosa.feature.melspectrogram(S=power, sr=_SR, n_mels=64)
+    del power
     mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=80.0), n_mfcc=_N_MFCC)[1:]
-    contrast = librosa.feature.spectral_contrast(S=np.sqrt(power), sr=_SR, n_fft=_N_FFT)
-    chroma_power = stft_power(y, n_fft=_CHROMA_N_FFT, hop_length=_HOP)
-    chroma = librosa.feature.chroma_stft(S=chroma_power, sr=_SR, n_fft=_CHROMA_N_FFT, tuning=0.0)
-    chroma = chroma[:, :n_frames]
+    contrast = librosa.feature.spectral_contrast(S=magnitude, sr=_SR, n_fft=_N_FFT)
+    del magnitude
+    chroma = stft_reduce(
+        y,
+        n_fft=_CHROMA_N_FFT,
+        hop_length=_HOP,
+        reduce=lambda block: librosa.feature.chroma_stft(
+            S=block, sr=_SR, n_fft=_CHROMA_N_FFT, tuning=0.0
+        ),
+    )[:, :n_frames]
 
     bar_rms = _bar_means(rms, starts, ends)[:, 0]
     loudness = 20.0 * np.log10(bar_rms + 1e-6)
