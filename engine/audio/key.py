@@ -21,8 +21,20 @@ def estimate_key(y: np.ndarray, sr: int) -> tuple[str, float]:
 
     if y.size == 0 or float(np.max(np.abs(y))) < 1e-4:
         return "unknown", 0.0
-    chroma = librosa.feature.chroma_cqt(y=y, sr=sr, hop_length=2048)
-    profile = chroma.mean(axis=1)
+    # The mean chroma, accumulated over 30 s pieces: a whole-song CQT of an 8-minute
+    # song holds hundreds of megabytes, and only the mean is used.
+    piece = 30 * sr // 2048 * 2048
+    total, frames = np.zeros(12), 0
+    for start in range(0, y.size, piece):
+        chunk = y[start : start + piece]
+        if chunk.size < 2048:
+            continue
+        chroma = librosa.feature.chroma_cqt(y=chunk, sr=sr, hop_length=2048)
+        total += chroma.sum(axis=1)
+        frames += chroma.shape[1]
+    if frames == 0:
+        return "unknown", 0.0
+    profile = total / frames
     if float(profile.std()) < 1e-6:
         return "unknown", 0.0
     scores = []
