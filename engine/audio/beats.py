@@ -56,7 +56,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import maximum_filter1d, median_filter
 
-from engine.audio.dsp import dp_beats, stft_power, stft_reduce
+from engine.audio.dsp import dp_beats, stft_reduce
 from engine.errors import ParameterError
 
 __all__ = ["BeatTrack", "track_beats"]
@@ -238,9 +238,24 @@ def _rise(x: np.ndarray) -> np.ndarray:
 
 def _envelopes(y: np.ndarray) -> _Envelopes:
     sr = ANALYSIS_SAMPLE_RATE
-    power = stft_power(y, n_fft=_N_FFT, hop_length=_HOP)
     mel_fb = librosa.filters.mel(sr=sr, n_fft=_N_FFT, n_mels=_N_MELS, fmin=20.0, fmax=sr / 2)
-    log_mel = librosa.power_to_db(mel_fb @ power, ref=1.0, amin=1e-10, top_db=None)
+    freqs = librosa.fft_frequencies(sr=sr, n_fft=_N_FFT)
+    in_low = (freqs >= _LOW_HZ[0]) & (freqs < _LOW_HZ[1])
+    # Only per-frame reductions of the power spectrogram are needed (mel bands, the
+    # kick-band bins, the total); computing them block by block keeps a long song's
+    # full spectrogram out of memory.
+    reduced = stft_reduce(
+        y,
+        n_fft=_N_FFT,
+        hop_length=_HOP,
+        reduce=lambda block: np.vstack(
+            [mel_fb @ block, block[in_low], block.sum(axis=0, keepdims=True)]
+        ),
+    )
+    mel_power = reduced[:_N_MELS]
+    low_power = reduced[_N_MELS:-1]
+    total_power = reduced[-1]
+    log_mel = librosa.power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=None)
     mel_freqs = librosa.mel_frequencies(n_mels=_N_MELS, fmin=20.0, fmax=sr / 2)
     rises = _rise(log_mel)
     # Beats are placed on the flux below 5 kHz: above it live the hi-hats, which mark
@@ -252,8 +267,7 @@ def _envelopes(y: np.ndarray) -> _Envelopes:
     # The kick band is a handful of FFT bins (mel filters are too wide there).  A gentle
     # log keeps a kick over a sustained bass line visible, which a log of the band energy
     # (or a dB scale) would flatten.
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=_N_FFT)
-    low_mag = np.sqrt(power[(freqs >= _LOW_HZ[0]) & (freqs < _LOW_HZ[1])])
+    low_mag = np.sqrt(low_power)
     peak = float(low_mag.max()) if low_mag.size else 0.0
     low = _rise(np.log1p(100.0 * low_mag / peak)).sum(axis=0) if peak > 0 else full * 0.0
     low_d = _normalise(_detrend(low))
@@ -261,7 +275,7 @@ def _envelopes(y: np.ndarray) -> _Envelopes:
     accent = np.maximum(low_d, snare_d)
     # Window power sum -> mean square of the signal (Parseval, Hann window).
     window_energy = float(np.sum(np.hanning(_N_FFT) ** 2))
-    rms = np.sqrt(2.0 * power.sum(axis=0) / (_N_FFT * window_energy))
+    rms = np.sqrt(2.0 * total_power / (_N_FFT * window_energy))
     rms_db = 20.0 * np.log10(rms + 1e-12)
     chroma = stft_reduce(
         y,
