@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.audio.dsp import stft_power
+from engine.audio.dsp import stft_reduce
 from engine.audio.types import SpectralFeatures
 
 __all__ = ["spectral_curves"]
@@ -35,26 +35,44 @@ def spectral_curves(y: np.ndarray, sr: int, *, fps: float, duration: float) -> S
     duration : float
         Song length in seconds; the curves have ``round(duration * fps)`` values.
     """
-    import librosa
-
+    n_fft = 2048
     n_frames = max(1, round(duration * fps))
-    spec = stft_power(y, n_fft=2048, hop_length=_HOP)
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=2048)
-    frame_times = librosa.frames_to_time(np.arange(spec.shape[1]), sr=sr, hop_length=_HOP)
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / sr).astype(np.float32)
+    masks = [(freqs >= lo) & (freqs < hi) for lo, hi in _BANDS]
+    previous_db: list[np.ndarray] = []
+
+    def reduce(block: np.ndarray) -> np.ndarray:
+        # Per-frame reductions only, block by block: a long song's spectrogram is
+        # never held whole.  The onset flux carries the last frame over the join.
+        db = 10.0 * np.log10(np.maximum(block, 1e-10))
+        before = previous_db[-1] if previous_db else db[:, :1]
+        flux = np.maximum(0.0, np.diff(db, axis=1, prepend=before)).mean(axis=0)
+        previous_db[:] = [db[:, -1:]]
+        return np.vstack(
+            [
+                block.sum(axis=0),
+                *(block[mask].sum(axis=0) for mask in masks),
+                (freqs[:, None] * block).sum(axis=0),
+                flux,
+            ]
+        )
+
+    power_sum, low, mid, high, weighted, onset = stft_reduce(
+        y, n_fft=n_fft, hop_length=_HOP, reduce=reduce
+    )
+    frame_times = np.arange(power_sum.size) * _HOP / sr
     video_times = np.arange(n_frames) / fps
 
     def resample(curve: np.ndarray) -> np.ndarray:
         return np.interp(video_times, frame_times, curve).astype(np.float32)
 
-    rms = np.sqrt(spec.sum(axis=0) / spec.shape[0])
-    onset = librosa.onset.onset_strength(S=librosa.power_to_db(spec), sr=sr, hop_length=_HOP)
-    bands = [spec[(freqs >= lo) & (freqs < hi)].sum(axis=0) for lo, hi in _BANDS]
-    total = spec.sum(axis=0) + 1e-12
-    centroid = (freqs[:, None] * spec).sum(axis=0) / total / (sr / 2.0)
+    rms = np.sqrt(power_sum / (n_fft // 2 + 1))
+    centroid = weighted / (power_sum + 1e-12) / (sr / 2.0)
+    bands = (low, mid, high)
     return SpectralFeatures(
         fps=float(fps),
         rms=_normalise(resample(rms)),
-        onset=_normalise(resample(onset[: spec.shape[1]])),
+        onset=_normalise(resample(onset)),
         low=_normalise(resample(np.sqrt(bands[0]))),
         mid=_normalise(resample(np.sqrt(bands[1]))),
         high=_normalise(resample(np.sqrt(bands[2]))),
