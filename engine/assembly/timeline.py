@@ -112,9 +112,6 @@ class Timeline:
                 return FrameRecipe(frame=frame, layers=tuple(layers), transition_progress=linear)
         return FrameRecipe(frame=frame, layers=((index, 1.0, self._progress(index, frame)),))
 
-    def needed_shots(self, frame: int) -> set[int]:
-        return {layer[0] for layer in self.recipe(frame).layers}
-
 
 def blend(images: list[np.ndarray], weights: list[float]) -> np.ndarray:
     """Weighted sum of uint8 images, rounded back to uint8."""

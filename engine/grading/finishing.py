@@ -38,6 +38,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from engine.errors import ParameterError
+from engine.grading.params import reject_unknown_keys
 from engine.grading.primary import LUMA_709
 
 __all__ = [
@@ -77,10 +78,7 @@ class _Effect:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> Any:
         """Build from a dict, rejecting unknown keys with :class:`ParameterError`."""
-        allowed = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-        for key in values:
-            if key not in allowed:
-                raise ParameterError(f"{cls.effect} parameter", key, "one of " + ", ".join(allowed))
+        reject_unknown_keys(cls, values, f"{cls.effect} parameter")
         return cls(**dict(values))
 
     def to_dict(self) -> dict[str, Any]:

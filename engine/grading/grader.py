@@ -60,6 +60,7 @@ from engine.grading.finishing import (
     finish_in_place,
 )
 from engine.grading.lut import INTERPOLATIONS, Lut, PackedCube, apply_lut, load_cube
+from engine.grading.params import reject_unknown_keys
 from engine.grading.primary import PrimaryCorrection, apply_primary, saturation_matrix
 from engine.grading.secondary import SecondaryCorrection, apply_secondary
 
@@ -128,10 +129,7 @@ class LookSettings:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> LookSettings:
         """Build from a dict, rejecting unknown keys with :class:`ParameterError`."""
-        allowed = [f.name for f in dataclasses.fields(cls)]
-        for key in values:
-            if key not in allowed:
-                raise ParameterError("look key", key, "one of " + ", ".join(allowed))
+        reject_unknown_keys(cls, values, "look key")
         if "lut" not in values:
             raise ParameterError("lut", None, "a .cube path or a look name")
         return cls(**dict(values))

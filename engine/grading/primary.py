@@ -42,12 +42,13 @@ triple.  The 0..100 scales with 50 = neutral are the API reference's
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from engine.errors import ParameterError
+from engine.grading.params import reject_unknown_keys
 
 __all__ = [
     "LUMA_709",
@@ -153,10 +154,7 @@ class PrimaryCorrection:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> PrimaryCorrection:
         """Build from a dict, rejecting unknown keys with :class:`ParameterError`."""
-        allowed = [f.name for f in fields(cls)]
-        for key in values:
-            if key not in allowed:
-                raise ParameterError("primary key", key, "one of " + ", ".join(allowed))
+        reject_unknown_keys(cls, values, "primary key")
         return cls(**dict(values))
 
     def to_dict(self) -> dict[str, Any]:

@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from engine.errors import ParameterError
+from engine.grading.params import reject_unknown_keys
 from engine.grading.primary import LUMA_709
 
 __all__ = ["SecondaryCorrection", "apply_secondary", "hsl", "hue_rotation_matrix", "qualify"]
@@ -148,10 +149,7 @@ class SecondaryCorrection:
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> SecondaryCorrection:
         """Build from a dict, rejecting unknown keys with :class:`ParameterError`."""
-        allowed = [f.name for f in fields(cls)]
-        for key in values:
-            if key not in allowed:
-                raise ParameterError("secondary key", key, "one of " + ", ".join(allowed))
+        reject_unknown_keys(cls, values, "secondary key")
         return cls(**dict(values))
 
     def to_dict(self) -> dict[str, Any]:
