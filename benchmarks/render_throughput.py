@@ -45,6 +45,7 @@ import subprocess
 import tempfile
 import time
 import wave
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -346,8 +347,7 @@ def run_compose_only(shots: ShotList, stills: list[Path]) -> Result:
     box: list[float] = []
     with _clock(box):
         cache = StillCache(lambda i: read_still(stills[i]))
-        for _image in _frames(shots, timeline, cache, ZOOM):
-            pass
+        deque(_frames(shots, timeline, cache, ZOOM), maxlen=0)  # render, discard
     return Result("compose only (no encoder)", timeline.frame_count, *box)
 
 
