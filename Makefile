@@ -11,7 +11,10 @@ STAMP  := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@# torch: the CPU/CUDA build this machine has on disk; users with a GPU install their own.
+	$(BIN)/python -m pip install --quiet 'torch==2.14.1' 'torchvision==0.29.1' || \
+		$(BIN)/python -m pip install --quiet 'torch>=2.4,<3' 'torchvision>=0.19,<1'
+	$(BIN)/python -m pip install --quiet -e '.[dev,sd]'
 	@# librosa compiles its numba kernels on first import (~20 s on 2 cores); do it
 	@# once here, at install, rather than in the user's first analysis.
 	$(BIN)/python -c "import librosa.feature, librosa.onset, librosa.beat"
