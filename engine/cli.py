@@ -7,6 +7,7 @@ says what to do), 130 cancelled.  A traceback is printed only with ``--debug``.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -20,6 +21,12 @@ __all__ = ["main"]
 log = logging.getLogger("engine.cli")
 
 EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
+
+# Further commands live in their own modules (engine/cli_commands/NAME.py), each with
+# ``register(subparsers)`` that adds its parser and sets ``handler=run`` as a default, and
+# ``run(args) -> int``.  They are imported when the parser is built, so keep their
+# top-level imports light (heavy libraries inside ``run``).
+_COMMAND_MODULES: tuple[str, ...] = ()
 
 
 def default_config_path() -> Path:
@@ -133,6 +140,8 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where analyses are cached (by content hash)",
     )
+    for module_name in _COMMAND_MODULES:
+        importlib.import_module(f"engine.cli_commands.{module_name}").register(sub)
     return parser
 
 
@@ -265,6 +274,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _render(args)
         if args.command == "analyze":
             return _analyze(args)
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            return int(handler(args))
         raise AssertionError(f"unhandled command {args.command}")  # argparse prevents this
     except CancelledError:
         print("cancelled", file=sys.stderr)
