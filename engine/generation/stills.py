@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.errors import MediaInputError
+from engine.generation.image_io import read_image_safely
 from engine.generation.types import StillRequest
 
 __all__ = ["IMAGE_EXTENSIONS", "StillsBackend", "cover_crop", "list_images", "read_rgb"]
@@ -67,18 +68,17 @@ def cover_crop(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
-    """The image at ``path`` as RGB uint8, or ``None`` when it is missing or unreadable."""
-    import cv2
+    """The image at ``path`` as RGB uint8, or ``None`` when it is missing or unreadable.
 
-    if not Path(path).is_file():
+    Reads through :func:`~engine.generation.image_io.read_image_safely`, so an image
+    too large to decode safely (a decompression bomb) is refused, with a warning that
+    says why, instead of exhausting memory.
+    """
+    try:
+        return read_image_safely(path)
+    except MediaInputError as err:
+        log.warning("%s", err)
         return None
-    data = np.fromfile(path, dtype=np.uint8)
-    if data.size == 0:
-        return None
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
-    if image is None:
-        return None
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 class StillsBackend:
