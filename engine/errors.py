@@ -20,8 +20,10 @@ __all__ = [
     "BackendError",
     "CancelledError",
     "ConfigurationError",
+    "CorruptModelError",
     "GenerationError",
     "MediaInputError",
+    "ModelError",
     "ParameterError",
     "UserInputError",
 ]
@@ -103,6 +105,35 @@ class MediaInputError(UserInputError, ValueError):
 
 class AudioInputError(MediaInputError):
     """An audio file cannot be decoded or analysed (missing, empty, corrupt, too long)."""
+
+
+class ModelError(UserInputError, ValueError):
+    """A model file (checkpoint, LoRA, upscaler...) cannot be identified, trusted or fetched.
+
+    A bad or missing model is the user's input, so this is a :class:`UserInputError` (the
+    CLI exits with code 2) rather than a :class:`BackendError`: trying another backend does
+    not repair a truncated download.  A backend that wants failover wraps it in a
+    ``BackendError`` (``raise BackendError(...) from err``).
+
+    Attributes
+    ----------
+    path : Path | None
+        The file or folder concerned (``None`` for a hub download that never started).
+    error_code : str
+        A short machine-readable code: ``"unknown_family"``, ``"corrupt"``, ``"unsafe"``,
+        ``"missing"``, ``"checksum"``, ``"gated"``, ``"offline"``, ``"wrong_base"``...
+    """
+
+    def __init__(
+        self, message: str, *, path: Path | str | None = None, error_code: str = ""
+    ) -> None:
+        self.path = None if path is None else Path(path)
+        self.error_code = error_code
+        super().__init__(message)
+
+
+class CorruptModelError(ModelError):
+    """A model file is truncated or damaged; the message says to re-download or verify it."""
 
 
 class GenerationError(APEXDirectorError):
