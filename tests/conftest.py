@@ -33,3 +33,24 @@ def _isolated_home(
     home = tmp_path_factory.mktemp("home")
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+
+
+@pytest.fixture(scope="session")
+def tiny_sd15_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random-weight SD 1.5 diffusers folder (tests/generation_fixtures.py)."""
+    pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from tests.generation_fixtures import save_tiny_sd15_folder
+
+    return save_tiny_sd15_folder(tmp_path_factory.mktemp("tiny_sd15") / "tiny-sd15")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd15_single_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The same tiny weights as one LDM-named .safetensors file, and its config folder."""
+    pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    from tests.generation_fixtures import save_tiny_sd15_single_file
+
+    base = tmp_path_factory.mktemp("tiny_sd15_single")
+    return save_tiny_sd15_single_file(base / "tiny-sd15.safetensors", base / "tiny-sd15-config")
