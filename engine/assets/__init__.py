@@ -1,0 +1,1 @@
+"""Projects and their assets: the project folder, content-addressed files, search."""
