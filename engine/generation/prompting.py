@@ -379,10 +379,8 @@ def _clip_tokenizer(folder: str) -> Any:
 
 
 def _tokenizer_dir(family: str) -> Path:
-    try:
-        from engine.generation.model_manager.configs import tokenizer_dir
-    except ModuleNotFoundError:  # TEMPORARY until the models package lands
-        return STYLES_DIR.parent / "sd" / family / "tokenizer"
+    from engine.generation.model_manager.configs import tokenizer_dir
+
     return Path(tokenizer_dir(family))
 
 
