@@ -22,7 +22,8 @@ __all__ = ["ANALYZER_VERSION", "AudioAnalyzer"]
 
 log = logging.getLogger(__name__)
 
-ANALYZER_VERSION = "0.1.0"
+# 0.2.0: numpy features (no librosa), key from a tuned semitone-grid chroma.
+ANALYZER_VERSION = "0.2.0"
 
 ProgressCallback = Callable[[int, int, str], None]
 

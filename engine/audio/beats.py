@@ -51,12 +51,19 @@ import logging
 import math
 from dataclasses import dataclass
 
-import librosa
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import maximum_filter1d, median_filter
 
 from engine.audio.dsp import dp_beats, stft_reduce
+from engine.audio.features import (
+    chroma_stft,
+    fft_frequencies,
+    mel_filterbank,
+    mel_frequencies,
+    power_to_db,
+    resample,
+)
 from engine.errors import ParameterError
 
 __all__ = ["BeatTrack", "track_beats"]
@@ -238,8 +245,8 @@ def _rise(x: np.ndarray) -> np.ndarray:
 
 def _envelopes(y: np.ndarray) -> _Envelopes:
     sr = ANALYSIS_SAMPLE_RATE
-    mel_fb = librosa.filters.mel(sr=sr, n_fft=_N_FFT, n_mels=_N_MELS, fmin=20.0, fmax=sr / 2)
-    freqs = librosa.fft_frequencies(sr=sr, n_fft=_N_FFT)
+    mel_fb = mel_filterbank(sr=sr, n_fft=_N_FFT, n_mels=_N_MELS, fmin=20.0, fmax=sr / 2)
+    freqs = fft_frequencies(sr=sr, n_fft=_N_FFT)
     in_low = (freqs >= _LOW_HZ[0]) & (freqs < _LOW_HZ[1])
     # Only per-frame reductions of the power spectrogram are needed (mel bands, the
     # kick-band bins, the total); computing them block by block keeps a long song's
@@ -255,8 +262,8 @@ def _envelopes(y: np.ndarray) -> _Envelopes:
     mel_power = reduced[:_N_MELS]
     low_power = reduced[_N_MELS:-1]
     total_power = reduced[-1]
-    log_mel = librosa.power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=None)
-    mel_freqs = librosa.mel_frequencies(n_mels=_N_MELS, fmin=20.0, fmax=sr / 2)
+    log_mel = power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=None)
+    mel_freqs = mel_frequencies(n_mels=_N_MELS, fmin=20.0, fmax=sr / 2)
     rises = _rise(log_mel)
     # Beats are placed on the flux below 5 kHz: above it live the hi-hats, which mark
     # eighths and off-beats as loudly as beats.  Onsets anywhere still mark where music is.
@@ -281,9 +288,7 @@ def _envelopes(y: np.ndarray) -> _Envelopes:
         y,
         n_fft=_CHROMA_N_FFT,
         hop_length=_CHROMA_HOP,
-        reduce=lambda block: librosa.feature.chroma_stft(
-            S=block, sr=sr, n_fft=_CHROMA_N_FFT, tuning=0.0, norm=None
-        ),
+        reduce=lambda block: chroma_stft(block, sr=sr, n_fft=_CHROMA_N_FFT, norm=None),
     )
     return _Envelopes(
         full=full,
@@ -753,7 +758,7 @@ def track_beats(
     sensitivity = float(sensitivity)
     mono = np.ascontiguousarray(y, dtype=np.float32)
     if sr != ANALYSIS_SAMPLE_RATE:
-        mono = librosa.resample(mono, orig_sr=int(sr), target_sr=ANALYSIS_SAMPLE_RATE)
+        mono = resample(mono, orig_sr=int(sr), target_sr=ANALYSIS_SAMPLE_RATE)
 
     env = _envelopes(mono)
     gate_db = -50.0 - 30.0 * sensitivity

@@ -1,4 +1,8 @@
-"""Musical key from a chroma profile (Krumhansl–Kessler key profiles)."""
+"""Musical key from a chroma profile (Krumhansl–Kessler key profiles).
+
+The profile is :func:`engine.audio.features.pitch_class_profile`: the song's mean chroma
+on a semitone grid tuned to the song.
+"""
 
 from __future__ import annotations
 
@@ -17,24 +21,15 @@ def estimate_key(y: np.ndarray, sr: int) -> tuple[str, float]:
     Confidence is the margin between the best and the second-best key
     correlation, scaled to 0..1.
     """
-    import librosa
+    from engine.audio.features import pitch_class_profile
 
     if y.size == 0 or float(np.max(np.abs(y))) < 1e-4:
         return "unknown", 0.0
-    # The mean chroma, accumulated over 30 s pieces: a whole-song CQT of an 8-minute
-    # song holds hundreds of megabytes, and only the mean is used.
-    piece = 30 * sr // 2048 * 2048
-    total, frames = np.zeros(12), 0
-    for start in range(0, y.size, piece):
-        chunk = y[start : start + piece]
-        if chunk.size < 2048:
-            continue
-        chroma = librosa.feature.chroma_cqt(y=chunk, sr=sr, hop_length=2048)
-        total += chroma.sum(axis=1)
-        frames += chroma.shape[1]
-    if frames == 0:
+    # A mean chroma from a tuned semitone grid, computed block by block (numpy only: no
+    # CQT, no numba compile, memory independent of the song's length).
+    profile = pitch_class_profile(np.asarray(y, dtype=np.float32), sr)
+    if not profile.any():
         return "unknown", 0.0
-    profile = total / frames
     if float(profile.std()) < 1e-6:
         return "unknown", 0.0
     scores = []

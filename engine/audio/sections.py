@@ -47,10 +47,18 @@ import itertools
 import logging
 import math
 
-import librosa
 import numpy as np
 
-from engine.audio.dsp import stft_power, stft_reduce
+from engine.audio.dsp import stft_reduce
+from engine.audio.features import (
+    chroma_stft,
+    contrast_bands,
+    mel_filterbank,
+    mfcc,
+    power_to_db,
+    resample,
+    rms,
+)
 from engine.audio.types import AudioSection
 from engine.errors import ParameterError
 
@@ -63,6 +71,7 @@ _N_FFT = 2048
 _HOP = 512
 _CHROMA_N_FFT = 4096
 _N_MFCC = 13
+_N_MELS = 64
 # Relative weight of each feature group in the bar similarity (per group, not per dim).
 _WEIGHTS = {"chroma": 1.0, "mfcc": 1.0, "contrast": 0.5, "loudness": 0.75}
 _ENERGY_NOVELTY_WEIGHT = 0.75
@@ -131,34 +140,40 @@ def _bar_features(
     y: np.ndarray, bar_edges: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(weighted standardised features per bar, mean RMS per bar, loudness dB per bar)."""
-    power = stft_power(y, n_fft=_N_FFT, hop_length=_HOP)
-    n_frames = power.shape[1]
+    mel_fb = mel_filterbank(sr=_SR, n_fft=_N_FFT, n_mels=_N_MELS)
+
+    def reduce(power: np.ndarray) -> np.ndarray:
+        # Per-frame reductions, block by block: the song's spectrogram is never held whole.
+        magnitude = np.sqrt(power)
+        peak, valley = contrast_bands(magnitude, sr=_SR, n_fft=_N_FFT)
+        return np.vstack([rms(magnitude, frame_length=_N_FFT), mel_fb @ power, peak, valley])
+
+    reduced = stft_reduce(y, n_fft=_N_FFT, hop_length=_HOP, reduce=reduce)
+    n_frames = reduced.shape[1]
     frame_edges = np.clip(np.rint(bar_edges * _SR / _HOP).astype(np.int64), 0, n_frames)
     starts, ends = frame_edges[:-1], np.maximum(frame_edges[1:], frame_edges[:-1] + 1)
     ends = np.minimum(ends, n_frames)
     starts = np.minimum(starts, ends - 1)
 
-    magnitude = np.sqrt(power)
-    rms = librosa.feature.rms(S=magnitude, frame_length=_N_FFT)
-    mel = librosa.feature.melspectrogram(S=power, sr=_SR, n_mels=64)
-    del power
-    mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel, top_db=80.0), n_mfcc=_N_MFCC)[1:]
-    contrast = librosa.feature.spectral_contrast(S=magnitude, sr=_SR, n_fft=_N_FFT)
-    del magnitude
+    frame_rms = reduced[:1]
+    mel = reduced[1 : 1 + _N_MELS].astype(np.float32)  # float32 as computed: lossless
+    peak, valley = np.split(reduced[1 + _N_MELS :], 2)
+    # The dB floors (80 dB under the loudest value) are song-wide, so they come after.
+    cepstrum = mfcc(power_to_db(mel, top_db=80.0), n_mfcc=_N_MFCC)[1:]
+    del mel
+    contrast = power_to_db(peak) - power_to_db(valley)
     chroma = stft_reduce(
         y,
         n_fft=_CHROMA_N_FFT,
         hop_length=_HOP,
-        reduce=lambda block: librosa.feature.chroma_stft(
-            S=block, sr=_SR, n_fft=_CHROMA_N_FFT, tuning=0.0
-        ),
+        reduce=lambda block: chroma_stft(block, sr=_SR, n_fft=_CHROMA_N_FFT),
     )[:, :n_frames]
 
-    bar_rms = _bar_means(rms, starts, ends)[:, 0]
+    bar_rms = _bar_means(frame_rms, starts, ends)[:, 0]
     loudness = 20.0 * np.log10(bar_rms + 1e-6)
     groups = {
         "chroma": _bar_means(chroma, starts, ends),
-        "mfcc": _bar_means(mfcc, starts, ends),
+        "mfcc": _bar_means(cepstrum, starts, ends),
         "contrast": _bar_means(contrast, starts, ends),
         "loudness": loudness[:, None],
     }
@@ -404,7 +419,7 @@ def find_sections(
 
     mono = np.ascontiguousarray(y, dtype=np.float32)
     if sr != _SR:
-        mono = librosa.resample(mono, orig_sr=int(sr), target_sr=_SR)
+        mono = resample(mono, orig_sr=int(sr), target_sr=_SR)
     bar_length = float(np.median(np.diff(times)))
     last_end = min(duration, float(times[-1]) + bar_length)
     bar_edges = np.concatenate([times, [last_end]]) if last_end > times[-1] + 1e-3 else times
