@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from engine.assembly.motion import MotionSpec, apply_motion, render_motion
+from engine.assembly.motion import MotionSpec, render_motion
 from engine.assembly.timeline import FrameRecipe, Timeline
 from engine.assembly.transitions import TransitionSpec, blend_transition
 from engine.planning.shots import ShotList
@@ -102,8 +102,8 @@ class FrameRenderer:
     def _layer(self, index: int, progress: float, frame: int) -> np.ndarray:
         still = self.still(index)
         shot = self.shots.shots[index]
-        if self.style.beat_pulse <= 0.0 and index not in self.style.motions:
-            return apply_motion(still, shot.motion, progress, amount=self.style.motion_amount)
+        # One path for every move (the plan's own and a timeline document's), so a
+        # document converted back to specs renders the very same pixels.
         height, width = still.shape[:2]
         return render_motion(
             still,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.assembly.tempo_map import frame_at
 from engine.errors import ParameterError
 from engine.planning.shots import ShotList
 
@@ -57,8 +58,8 @@ class Timeline:
             raise ParameterError("shots", shots, "at least one shot")
         self.shots = shots
         self.fps = fps
-        self.frame_count = max(1, round(shots.duration * fps))
-        self.cut_frames = [round(s.start * fps) for s in shots.shots]
+        self.frame_count = max(1, frame_at(shots.duration, fps))
+        self.cut_frames = [frame_at(s.start, fps) for s in shots.shots]
         self.cut_frames[0] = 0
         lengths = transition_seconds or {}
         # A transition never takes more than half of either neighbouring shot.
