@@ -26,7 +26,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 # ``register(subparsers)`` that adds its parser and sets ``handler=run`` as a default, and
 # ``run(args) -> int``.  They are imported when the parser is built, so keep their
 # top-level imports light (heavy libraries inside ``run``).
-_COMMAND_MODULES: tuple[str, ...] = ()
+_COMMAND_MODULES: tuple[str, ...] = ("models",)
 
 
 def default_config_path() -> Path:
@@ -97,6 +97,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="FILE.otio",
         help="also export the edit as OpenTimelineIO (for Resolve, Premiere...)",
+    )
+    render.add_argument(
+        "--timeline-json",
+        type=Path,
+        default=None,
+        metavar="FILE.json",
+        help="also save the timeline document (tracks, clips, transitions, grades; "
+        "every time as bar:beat and seconds) that the video was rendered from",
     )
     render.add_argument(
         "--cache-dir",
@@ -190,6 +198,7 @@ def _render(args: argparse.Namespace) -> int:
         images_dir=args.images,
         json_report=args.json_report,
         otio_path=args.otio,
+        timeline_json=args.timeline_json,
         cache_dir=args.cache_dir,
     )
     printer = ProgressPrinter()

@@ -309,6 +309,9 @@ def verify_entries(
     results = []
     for entry in selected:
         path = models_dir / entry.file
+        if path.is_dir():  # a diffusers folder: no single hash to compare
+            results.append(VerifyResult(entry, path, "UNCHECKED"))
+            continue
         if not path.is_file():
             results.append(VerifyResult(entry, path, "MISSING"))
             continue
