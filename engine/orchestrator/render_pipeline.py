@@ -24,6 +24,7 @@ from engine import __version__
 from engine.assembly.compose import compose_video
 from engine.assembly.encoder import EncodeSettings
 from engine.assembly.frame_renderer import FrameStyle
+from engine.assembly.timeline_document import TimelineDocument, save_timeline, timeline_from_plan
 from engine.atomic_files import atomic_path, atomic_write_text
 from engine.audio.analyzer import AudioAnalyzer
 from engine.audio.decode import check_audio_path, probe_audio
@@ -60,6 +61,7 @@ class RenderRequest:
     images_dir: Path | None = None
     json_report: Path | None = None
     otio_path: Path | None = None
+    timeline_json: Path | None = None
     cache_dir: Path | None = None
 
     def __post_init__(self) -> None:
@@ -154,7 +156,7 @@ def _loudness_gain(
 def _render_key(
     audio_path: Path,
     still_paths: list[Path],
-    shots: ShotList,
+    document: TimelineDocument,
     settings: Any,
     render_cfg: dict[str, Any],
     *,
@@ -170,7 +172,8 @@ def _render_key(
             "audio": file_digest(audio_path),
             "max_duration": max_duration,
             "stills": [p.name for p in still_paths],
-            "shots": shots.to_dict(),
+            # The picture's tracks (the song is keyed by its content above).
+            "timeline": [t for t in document.to_dict()["tracks"] if t["kind"] != "audio"],
             "settings": repr(settings),
             "render": render_cfg,
         },
@@ -270,6 +273,8 @@ def render_video(
         check_output_path(request.json_report, what="report", extensions=(".json",))
     if request.otio_path is not None:
         check_output_path(request.otio_path, what="OpenTimelineIO file", extensions=(".otio",))
+    if request.timeline_json is not None:
+        check_output_path(request.timeline_json, what="timeline document", extensions=(".json",))
     backend = create_backend(request.backend, images_dir=request.images_dir)
     backend_warnings = list(getattr(backend, "warnings", []))
     grader = build_grader(config["grade"])  # a bad look fails here, before any work
@@ -349,11 +354,41 @@ def render_video(
 
     # -- assemble ------------------------------------------------------------------
     done = _stage(context, "assemble", timings)
+    # The edit as a document (tracks, moves, transitions, grades on the tempo map); the
+    # frames are rendered from it, so the saved document is what the video shows.
+    document = timeline_from_plan(
+        shots,
+        analysis,
+        fps=fps,
+        still_paths=still_paths,
+        audio_path=audio_path,
+        motion_amount=float(render_cfg["motion_amount"]),
+        beat_pulse=float(render_cfg["beat_pulse"]),
+        transition_seconds=float(render_cfg["crossfade_seconds"]),
+        grade=None if grader is None else grader.to_dict(),
+        shot_grades={
+            shot.index: section_graders[shot.section].to_dict()
+            for shot in shots
+            if shot.section in section_graders
+        },
+    )
+    plan = document.render_plan()
+    graders: dict[str, Any] = {}
+
+    def grade_of(settings: Any) -> Any:
+        key = json.dumps(settings, sort_keys=True)
+        if key not in graders:
+            from engine.grading.grader import ColorGrader
+
+            graders[key] = ColorGrader.from_dict(settings)
+            graders[key].prepare()
+        return _grade_function(graders[key])
 
     def load_still(index: int) -> np.ndarray:
-        image = _read_png(still_paths[index])
+        path = Path(plan.still_paths[index])
+        image = _read_png(path)
         if image is None:
-            raise MediaInputError(still_paths[index], "cached still vanished during the render")
+            raise MediaInputError(path, "cached still vanished during the render")
         return image
 
     label = "procedural draft" if backend.is_draft else backend.name
@@ -370,22 +405,20 @@ def render_video(
         ),
     )
     work_key = _render_key(
-        audio_path, still_paths, shots, settings, render_cfg, max_duration=max_duration
+        audio_path, still_paths, document, settings, render_cfg, max_duration=max_duration
     )
     style = FrameStyle(
         motion_amount=float(render_cfg["motion_amount"]),
         transition_seconds=float(render_cfg["crossfade_seconds"]),
         beat_pulse=float(render_cfg["beat_pulse"]),
-        beat_times=tuple(b.time for b in analysis.beats),
-        grade=None if grader is None else _grade_function(grader),
-        shot_grades={
-            shot.index: _grade_function(section_graders[shot.section])
-            for shot in shots
-            if shot.section in section_graders
-        },
+        beat_times=plan.beat_times,
+        grade=None if plan.grade is None else grade_of(plan.grade),
+        shot_grades={index: grade_of(g) for index, g in plan.shot_grades.items()},
+        motions=plan.motions,
+        transitions=plan.transitions,
     )
     stats = compose_video(
-        shots,
+        plan.shots,
         load_still,
         output_path=output_path,
         audio_path=audio_path,
@@ -396,6 +429,7 @@ def render_video(
         max_audio_duration=max_duration,
         progress=lambda d, t: context.progress(d, t, f"frame {d}/{t}"),
         style=style,
+        transition_seconds=plan.transition_seconds,
     )
     done()
 
@@ -471,6 +505,9 @@ def render_video(
             ),
         )
         report["output"]["otio"] = str(request.otio_path)
+    if request.timeline_json is not None:
+        save_timeline(request.timeline_json, document)
+        report["output"]["timeline"] = str(request.timeline_json)
     if request.json_report is not None:
         atomic_write_text(request.json_report, json.dumps(report, indent=2) + "\n")
     log.info(
