@@ -296,6 +296,14 @@ SCHEMA: dict[str, Field] = {
         help="energy: shorter shots in loud sections, longer in quiet ones; even: every "
         "shot planning.phrase_bars long.",
     ),
+    "planning.cut_on": Field(
+        type=str,
+        default="downbeat",
+        choices=("downbeat", "beat"),
+        help="downbeat: cut on the first beat of a bar only; beat: cuts may fall on any "
+        "beat (with energy pacing a loud chorus cuts every 2 beats, within "
+        "planning.min_shot_seconds).",
+    ),
     "planning.min_shot_seconds": Field(
         type=float,
         default=1.5,

@@ -314,6 +314,7 @@ def render_video(
         base_prompt=str(style_cfg["prompt"]),
         seed=int(style_cfg["seed"]),
         pacing=str(planning_cfg["pacing"]),
+        cut_on=str(planning_cfg["cut_on"]),
         section_transition=str(render_cfg["section_transition"]),
     )
     context.progress(1, 1, f"{len(shots)} shots")

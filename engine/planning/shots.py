@@ -1,4 +1,4 @@
-"""The shot planner: one shot per musical phrase, cut on downbeats.
+"""The shot planner: one shot per musical phrase, cut on downbeats (or on any beat).
 
 Input is an :class:`~engine.audio.types.AudioAnalysis`; output is a
 :class:`ShotList` whose every shot knows its time in seconds and in bar:beat,
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,7 +18,7 @@ from typing import Any
 from engine.audio.types import AudioAnalysis, AudioSection, BeatMarker
 from engine.errors import ParameterError
 
-__all__ = ["PACINGS", "Shot", "ShotList", "ShotOverride", "plan_shots"]
+__all__ = ["CUT_ON", "PACINGS", "Shot", "ShotList", "ShotOverride", "plan_shots"]
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +163,7 @@ def _section_at(sections: list[AudioSection], time: float) -> int:
 
 
 PACINGS = ("even", "energy")
+CUT_ON = ("downbeat", "beat")
 
 
 def _phrase_length(section: AudioSection, phrase_bars: int, pacing: str) -> int:
@@ -186,6 +188,65 @@ def _boundaries_from_downbeats(
         if new_section:
             count = 0
         if count % _phrase_length(sections[section_of[i]], phrase_bars, pacing) == 0:
+            chosen.append(marker)
+        count += 1
+    return chosen
+
+
+def _beats_per_shot(
+    section: AudioSection, phrase_beats: int, pacing: str, period: float, min_seconds: float
+) -> int:
+    """Beats per shot in ``section`` when cuts may fall on any beat.
+
+    ``even``: a phrase.  ``energy``: 2 beats in loud sections (energy >= 0.85), a
+    quarter phrase in lively ones (>= 0.65; a bar when a phrase is 4 bars), a phrase in
+    middling ones and two phrases in quiet ones (< 0.5).  The length then doubles until
+    a shot lasts at least ``min_seconds``, so fast songs keep regular cuts instead of
+    merged pairs.
+    """
+    beats = phrase_beats
+    if pacing == "energy":
+        if section.energy >= 0.85:
+            beats = 2
+        elif section.energy >= 0.65:
+            beats = max(2, phrase_beats // 4)
+        elif section.energy < 0.5:
+            beats = phrase_beats * 2
+    while beats * period < min_seconds - 1e-9:
+        beats *= 2
+    return beats
+
+
+def _boundaries_from_beats(
+    beats: list[BeatMarker],
+    sections: list[AudioSection],
+    phrase_beats: int,
+    pacing: str,
+    min_seconds: float,
+) -> list[BeatMarker]:
+    """Beats where a shot starts, counted from each section's first beat of a bar.
+
+    A pickup (bar 0) is never a cut; it belongs to the first shot.
+    """
+    counted = [b for b in beats if b.bar >= 1]
+    if len(counted) < 2:
+        return counted[:1]
+    times = [b.time for b in counted]
+    chosen: list[BeatMarker] = []
+    section_of = [_section_at(sections, t) for t in times]
+    count = 0
+    step = 1
+    for i, marker in enumerate(counted):
+        if i == 0 or section_of[i] != section_of[i - 1]:
+            count = 0
+            # The local beat period: this section's median beat interval.
+            ends = [t for j, t in enumerate(times) if section_of[j] == section_of[i]]
+            gaps = sorted(b - a for a, b in itertools.pairwise(ends)) or [times[1] - times[0]]
+            period = gaps[len(gaps) // 2]
+            step = _beats_per_shot(
+                sections[section_of[i]], phrase_beats, pacing, period, min_seconds
+            )
+        if count % step == 0:
             chosen.append(marker)
         count += 1
     return chosen
@@ -258,14 +319,21 @@ def plan_shots(
     pacing: str = "even",
     overrides: Sequence[ShotOverride] = (),
     section_transition: str = "crossfade",
+    cut_on: str = "downbeat",
 ) -> ShotList:
-    """Plan one shot per phrase of ``phrase_bars`` bars, cutting on downbeats.
+    """Plan one shot per phrase of ``phrase_bars`` bars, cutting on downbeats or beats.
 
     Section changes get ``section_transition`` (a crossfade unless told otherwise).
     ``pacing="energy"`` halves the phrase in loud sections (a chorus, a drop) and
     doubles it in quiet ones (an intro, a breakdown).  ``overrides`` (the user's
     edits, pinned to bar:beat) add or remove cuts and replace a shot's prompt, seed,
     motion or transition; they are applied again whenever the plan is regenerated.
+
+    ``cut_on="beat"`` lets cuts fall on any beat, counted from each section's first
+    bar: with ``pacing="energy"`` a loud section (a chorus, a drop) cuts every 2 beats,
+    a lively one every quarter phrase, a quiet one every two phrases; each length is
+    doubled until it lasts ``min_shot_seconds``.  ``"downbeat"`` (the default) cuts
+    on the first beat of a bar only.
 
     ``base_prompt`` (the style bible's prompt) is the subject of every shot, with the
     section's mood added; when it is empty, each section label gets one of a set of
@@ -284,6 +352,8 @@ def plan_shots(
         raise ParameterError("phrase_bars", phrase_bars, "an integer >= 1")
     if pacing not in PACINGS:
         raise ParameterError("pacing", pacing, f"one of {', '.join(PACINGS)}")
+    if cut_on not in CUT_ON:
+        raise ParameterError("cut_on", cut_on, f"one of {', '.join(CUT_ON)}")
     if not (0 < min_shot_seconds < max_shot_seconds):
         raise ParameterError(
             "min_shot_seconds", min_shot_seconds, f"0 < min_shot_seconds < {max_shot_seconds}"
@@ -297,7 +367,16 @@ def plan_shots(
 
     starts: list[tuple[float, int, int]]  # (time, bar, beat)
     if len(downbeats) >= 2:
-        phrase_starts = _boundaries_from_downbeats(downbeats, sections, phrase_bars, pacing)
+        if cut_on == "beat":
+            phrase_starts = _boundaries_from_beats(
+                analysis.beats,
+                sections,
+                phrase_bars * analysis.beats_per_bar,
+                pacing,
+                min_shot_seconds,
+            )
+        else:
+            phrase_starts = _boundaries_from_downbeats(downbeats, sections, phrase_bars, pacing)
         starts = [(d.time, d.bar, d.beat) for d in phrase_starts]
         starts = _apply_cut_overrides(starts, analysis.beats, overrides, warnings)
         # The first shot starts at 0 and shows the pickup before the first downbeat.

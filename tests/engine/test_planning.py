@@ -276,3 +276,65 @@ def test_shot_list_json_round_trip() -> None:
     shots = plan_shots(_energetic(), phrase_bars=4)
     again = ShotList.from_dict(json.loads(json.dumps(shots.to_dict())))
     assert again == shots
+
+
+def test_cut_on_beat_cuts_a_loud_chorus_every_two_beats() -> None:
+    # 120 BPM: 0.5 s a beat; intro 0.3, verse 0.6, chorus 1.0 energy, 8 bars each.
+    shots = plan_shots(
+        _energetic(),
+        phrase_bars=4,
+        pacing="energy",
+        cut_on="beat",
+        min_shot_seconds=0.9,
+        max_shot_seconds=20.0,
+    )
+    chorus = [s for s in shots if s.section == "chorus"]
+    assert [s.position for s in chorus[:5]] == ["17:1", "17:3", "18:1", "18:3", "19:1"]
+    assert {s.duration for s in chorus} == {1.0}  # every 2 beats, off the downbeat too
+    assert len(chorus) == 16
+    beat_times = {round(b.time, 9) for b in _energetic().beats}
+    assert all(round(s.start, 9) in beat_times for s in shots)  # every cut on a beat
+    # quieter sections keep longer shots: the verse a phrase, the intro two phrases
+    assert {s.duration for s in shots if s.section == "verse"} == {8.0}
+    assert [s.duration for s in shots if s.section == "intro"] == [16.0]
+
+
+def test_cut_on_beat_respects_min_and_max_shot_length() -> None:
+    analysis = _energetic()
+    # 2 beats (1.0 s) is too short for min 1.5 s: the chorus doubles to 4 beats, regularly
+    shots = plan_shots(analysis, phrase_bars=4, pacing="energy", cut_on="beat")
+    chorus = [s for s in shots if s.section == "chorus"]
+    assert {s.duration for s in chorus} == {2.0}
+    assert all(s.duration >= 1.5 for s in shots)
+    # a 16 s intro is split under max_shot_seconds, on a downbeat
+    capped = plan_shots(
+        analysis, phrase_bars=4, pacing="energy", cut_on="beat", max_shot_seconds=10.0
+    )
+    assert all(s.duration <= 10.0 for s in capped)
+    assert [s.position for s in capped if s.section == "intro"] == ["1:1", "5:1"]
+    # even pacing on beats gives the downbeat plan
+    even = plan_shots(analysis, phrase_bars=4, pacing="even", cut_on="beat")
+    assert even.to_dict() == plan_shots(analysis, phrase_bars=4, pacing="even").to_dict()
+    with pytest.raises(ParameterError, match="cut_on='bar'"):
+        plan_shots(analysis, cut_on="bar")
+
+
+def test_overrides_survive_replanning_on_beats() -> None:
+    from engine.planning.shots import ShotOverride
+
+    overrides = [
+        ShotOverride(position="18:1", cut=False),
+        ShotOverride(position="6:2", prompt="the drummer", seed=42),
+    ]
+    for cut_on in ("beat", "downbeat"):
+        shots = plan_shots(
+            _energetic(),
+            phrase_bars=4,
+            pacing="energy",
+            cut_on=cut_on,
+            min_shot_seconds=0.9,
+            overrides=overrides,
+        )
+        assert all(s.position != "18:1" for s in shots)
+        pinned = [s for s in shots if s.position == "6:2"]
+        assert len(pinned) == 1 and pinned[0].prompt == "the drummer" and pinned[0].seed == 42
