@@ -455,7 +455,7 @@ def _identify_lora(
             rank = int(shape[0])
         # kohya writes "..._attn2_to_k.lora_down", diffusers/PEFT "...attn2.to_k.lora_A"
         flat = name.replace(".", "_")
-        if context is None and "attn2_to_k" in flat and "unet" in flat:
+        if context is None and "attn2" in flat and "to_k" in flat:
             context = int(shape[1])
     family: str | None = _CONTEXT_FAMILY.get(context) if context else None
     if family is None and any(
