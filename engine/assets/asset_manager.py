@@ -1,0 +1,1038 @@
+"""``AssetManager``: content-addressed asset files with metadata, tags and full-text search.
+
+An asset is a file in a project's ``assets/`` folder named by the SHA-256 of its bytes
+(``assets/ab/abcdef....png``) plus a row in the project database (name, description,
+prompt, category, MIME type, size, tags, free-form metadata).  Storing the same bytes
+twice gives the same file: nothing is duplicated.  Files are written atomically; the
+database row is written after the file, so a process killed in between leaves at worst
+an unrecorded file, which the next store of the same bytes adopts.
+
+Search uses SQLite FTS5 over name, description, tags and prompt.
+
+Examples
+--------
+>>> manager = AssetManager(tmp / "workspace")
+>>> project = manager.create_project("Night drive", tags=["synthwave"])
+>>> path = manager.store_asset({"content": png_bytes, "name": "city at night",
+...                             "category": "image", "tags": ["city"], "extension": "png"})
+>>> manager.search_assets("city", category="image") == [path]
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import errno
+import hashlib
+import json
+import logging
+import mimetypes
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from engine.assets.errors import AssetPathError, QuotaExceededError
+from engine.assets.perceptual import image_phash, to_signed, to_unsigned
+from engine.assets.project import PROJECT_FILE, Project
+from engine.assets.rate_limit import TokenBucket
+from engine.atomic_files import atomic_path
+from engine.errors import AssetError, MediaInputError, ParameterError
+from engine.storage import DEFAULT_BUSY_TIMEOUT_S, DiskFullError
+
+__all__ = ["DEFAULT_ASSET_CONFIG", "AssetManager"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ASSET_CONFIG: dict[str, Any] = {
+    # The API reference's quota and limit: storage, and asset operations a minute.
+    "storage_limit_gb": 100.0,
+    "asset_operations_per_minute": 1000,
+    # pHash bits that may differ for two images to count as near-identical.
+    "near_duplicate_distance": 8,
+    "busy_timeout_s": DEFAULT_BUSY_TIMEOUT_S,
+}
+
+_ASSET_KEYS = {
+    "content",
+    "source_path",
+    "path",
+    "name",
+    "description",
+    "prompt",
+    "category",
+    "tags",
+    "metadata",
+    "mime",
+    "extension",
+}
+_UPDATE_KEYS = {
+    "name",
+    "description",
+    "prompt",
+    "category",
+    "tags",
+    "add_tags",
+    "remove_tags",
+    "metadata",
+    "mime",
+}
+_FILTER_KEYS = {
+    "mime",
+    "min_size",
+    "max_size",
+    "created_after",
+    "created_before",
+    "metadata",
+    "project_id",
+    "limit",
+}
+_CATEGORY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
+_EXTENSION = re.compile(r"^[a-z0-9]{1,10}$")
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1 << 20
+
+
+def _slug(name: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name.strip()).strip("-.")
+    return slug[:60] or "project"
+
+
+def _iso(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.UTC).isoformat(timespec="seconds")
+
+
+def _timestamp(name: str, value: Any) -> float:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            parsed = dt.datetime.fromisoformat(value)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=dt.UTC)
+            return parsed.timestamp()
+    raise ParameterError(name, value, "a POSIX timestamp, a datetime or an ISO 8601 string")
+
+
+def _clean_tags(name: str, tags: Any) -> list[str]:
+    if tags is None:
+        return []
+    if isinstance(tags, str) or not isinstance(tags, Iterable):
+        raise ParameterError(name, tags, "a list of strings")
+    cleaned: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str) or not tag.strip():
+            raise ParameterError(name, tags, "a list of non-empty strings")
+        value = " ".join(tag.lower().split())
+        if value not in cleaned:
+            cleaned.append(value)
+    return cleaned
+
+
+def _fts_query(query: str) -> str:
+    """Words of a free-text query as an FTS5 expression: every word, as a prefix."""
+    words = re.findall(r"\w+", query.lower())
+    return " AND ".join(f'"{word}"*' for word in words)
+
+
+def _is_disk_full(err: OSError) -> bool:
+    return err.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
+class AssetManager:
+    """Projects' assets: store, search, describe, deduplicate, clean up.
+
+    Parameters
+    ----------
+    base_dir : Path
+        A project folder (opened at once), or a workspace folder in which
+        :meth:`create_project` makes project folders.
+    config : dict, optional
+        Either the engine configuration (its ``assets`` table is used) or that table:
+        ``storage_limit_gb``, ``asset_operations_per_minute`` (``None``: unlimited),
+        ``near_duplicate_distance``, ``busy_timeout_s``.
+
+    Notes
+    -----
+    Methods that take no ``project_id`` work on the current project: the one last
+    created or opened.  Paths given to :meth:`get_asset_metadata` and
+    :meth:`update_asset_metadata` find their own project.
+    """
+
+    def __init__(self, base_dir: Path | str, config: dict[str, Any] | None = None) -> None:
+        self.base_dir = Path(base_dir).expanduser().absolute()
+        self.config = self._validated_config(config or {})
+        self._bucket = TokenBucket("asset_operations", self.config["asset_operations_per_minute"])
+        self._projects: dict[str, Project] = {}
+        self._current: Project | None = None
+        if (self.base_dir / PROJECT_FILE).exists():
+            self.open_project(self.base_dir)
+
+    @staticmethod
+    def _validated_config(config: dict[str, Any]) -> dict[str, Any]:
+        section = config.get("assets")
+        strict = isinstance(section, dict)
+        source = section if strict else config
+        merged = dict(DEFAULT_ASSET_CONFIG)
+        for key, value in source.items():
+            if key in DEFAULT_ASSET_CONFIG:
+                merged[key] = value
+            elif strict:
+                raise ParameterError(
+                    f"assets.{key}", value, f"one of {sorted(DEFAULT_ASSET_CONFIG)}"
+                )
+        limit = merged["storage_limit_gb"]
+        if not isinstance(limit, int | float) or isinstance(limit, bool) or limit <= 0:
+            raise ParameterError("storage_limit_gb", limit, "a number of GB > 0")
+        distance = merged["near_duplicate_distance"]
+        if not isinstance(distance, int) or not 0 <= distance <= 32:
+            raise ParameterError("near_duplicate_distance", distance, "an integer 0..32")
+        return merged
+
+    # -- projects -------------------------------------------------------------------
+
+    def create_project(
+        self, name: str, description: str = "", tags: list[str] | None = None
+    ) -> Project:
+        """Create a project folder under ``base_dir`` (named after ``name``) and open it.
+
+        Returns
+        -------
+        Project
+            The new project, now the current one.
+        """
+        if not isinstance(name, str) or not name.strip():
+            raise ParameterError("name", name, "a non-empty project name")
+        folder = self.base_dir / _slug(name)
+        suffix = 2
+        while folder.exists():
+            folder = self.base_dir / f"{_slug(name)}-{suffix}"
+            suffix += 1
+        project = Project.create(
+            folder,
+            name=name,
+            description=description,
+            tags=_clean_tags("tags", tags),
+            busy_timeout_s=self.config["busy_timeout_s"],
+        )
+        self._projects[project.id] = project
+        self._current = project
+        return project
+
+    def open_project(self, path: Path | str, *, recover: bool = False) -> Project:
+        """Open an existing project folder and make it the current project."""
+        project = Project.open(path, recover=recover, busy_timeout_s=self.config["busy_timeout_s"])
+        existing = self._projects.get(project.id)
+        if existing is not None:
+            project.close(save=False)
+            project = existing
+        self._projects[project.id] = project
+        self._current = project
+        return project
+
+    def project(self, project_id: str | None = None) -> Project:
+        """The open project with this id (or folder name); the current one by default."""
+        if project_id is None:
+            if self._current is None:
+                raise AssetError(
+                    "no project is open; create one with create_project() or open one "
+                    "(AssetManager(project_folder) opens it)",
+                    operation="project",
+                )
+            return self._current
+        for project in self._projects.values():
+            if project_id in (project.id, project.path.name):
+                return project
+        raise ParameterError("project_id", project_id, f"one of {self._project_names()}")
+
+    @property
+    def projects(self) -> list[Project]:
+        """The open projects."""
+        return list(self._projects.values())
+
+    def _project_names(self) -> list[str]:
+        return [f"{p.id} ({p.path.name})" for p in self._projects.values()]
+
+    def close(self) -> None:
+        """Close every open project (saving unsaved project changes)."""
+        for project in self._projects.values():
+            project.close()
+        self._projects.clear()
+        self._current = None
+
+    def __enter__(self) -> AssetManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- paths ----------------------------------------------------------------------
+
+    def _record_path(self, project: Project, rel_path: str) -> Path:
+        """The absolute path of a record's file; refuses one that leads outside."""
+        candidate = Path(rel_path)
+        resolved = (project.path / candidate).resolve()
+        assets_root = project.assets_dir.resolve()
+        if candidate.is_absolute() or not resolved.is_relative_to(assets_root):
+            raise AssetPathError(
+                f"the asset record {rel_path!r} in {project.path / 'apex.db'} points outside the "
+                "project's assets folder; the database was edited by hand or is damaged. "
+                "Restore it from backups/ or remove that record; nothing was read or changed",
+                asset_path=candidate,
+                operation="resolve",
+            )
+        return project.path / candidate
+
+    def _locate(self, asset_path: Path | str) -> tuple[Project, Any]:
+        """The project and record of an asset given by path (absolute or relative) or hash."""
+        text = str(asset_path)
+        if _HASH.match(text):
+            for project in self._ordered_projects():
+                record = project.models.Asset.get_or_none(project.models.Asset.content_hash == text)
+                if record is not None:
+                    return project, record
+            raise AssetError(f"no asset with hash {text}", asset_path=Path(text), operation="find")
+        path = Path(asset_path).expanduser()
+        for project in self._ordered_projects():
+            absolute = path if path.is_absolute() else project.path / path
+            normal = Path(os.path.normpath(absolute))
+            if not normal.is_relative_to(project.path):
+                continue
+            if not normal.is_relative_to(project.assets_dir):
+                break
+            rel = normal.relative_to(project.path).as_posix()
+            record = project.models.Asset.get_or_none(project.models.Asset.rel_path == rel)
+            if record is None:
+                raise AssetError(
+                    f"{normal} is not a stored asset of {project.name}; store it with "
+                    "store_asset() first",
+                    asset_path=normal,
+                    operation="find",
+                )
+            return project, record
+        raise AssetPathError(
+            f"{path} is not inside the assets folder of an open project; give the path that "
+            "store_asset() returned (or the asset's content hash)",
+            asset_path=path,
+            operation="find",
+        )
+
+    def _ordered_projects(self) -> list[Project]:
+        ordered = list(self._projects.values())
+        if self._current is not None:
+            ordered.remove(self._current)
+            ordered.insert(0, self._current)
+        return ordered
+
+    # -- storing --------------------------------------------------------------------
+
+    def store_asset(self, asset_data: dict[str, Any], project_id: str | None = None) -> Path:
+        """Store an asset (bytes or a file to import) with its metadata.
+
+        Parameters
+        ----------
+        asset_data : dict
+            ``content`` (bytes) or ``source_path`` (a file to copy in); optional
+            ``name``, ``description``, ``prompt``, ``category`` (default from the MIME
+            type: image, audio, video, other), ``tags``, ``metadata`` (JSON object),
+            ``mime`` and ``extension`` (guessed from the source name or content).
+        project_id : str, optional
+            The project (id or folder name); the current project by default.
+
+        Returns
+        -------
+        Path
+            The stored file, ``<project>/assets/ab/abcdef....ext``.  The same bytes
+            stored again return the same path (new tags are added to the record).
+
+        Raises
+        ------
+        AssetPathError
+            ``source_path`` is a symlink to somewhere outside the project.
+        MediaInputError
+            ``source_path`` does not exist or is not a regular file.
+        QuotaExceededError
+            The asset would take the storage past ``storage_limit_gb``.
+        DiskFullError
+            The disk filled up; nothing was written (no partial or temporary file).
+        RateLimitError
+            More than ``asset_operations_per_minute`` operations this minute.
+        """
+        if not isinstance(asset_data, dict):
+            raise ParameterError("asset_data", type(asset_data).__name__, "a dict")
+        unknown = set(asset_data) - _ASSET_KEYS
+        if unknown:
+            raise ParameterError("asset_data", sorted(unknown), f"keys among {sorted(_ASSET_KEYS)}")
+        project = self.project(project_id)
+        self._bucket.acquire()
+        source = asset_data.get("source_path", asset_data.get("path"))
+        content = asset_data.get("content")
+        if (source is None) == (content is None):
+            raise ParameterError(
+                "asset_data", sorted(asset_data), "exactly one of 'content' or 'source_path'"
+            )
+        if content is not None:
+            if not isinstance(content, bytes | bytearray | memoryview):
+                raise ParameterError("content", type(content).__name__, "bytes")
+            data: bytes | None = bytes(content)
+            size = len(data)
+            digest = hashlib.sha256(data).hexdigest()
+            source_path = None
+        else:
+            source_path = self._check_source(project, Path(source))
+            data = None
+            size = source_path.stat().st_size
+            digest = _hash_file(source_path)
+
+        tags = _clean_tags("tags", asset_data.get("tags"))
+        m = project.models
+        existing = m.Asset.get_or_none(m.Asset.content_hash == digest)
+        if existing is not None:
+            target = self._record_path(project, existing.rel_path)
+            if not target.exists():  # the file was lost: put it back
+                self._write_content(target, data, source_path, digest)
+            if tags:
+                with project.database.write():
+                    self._set_tags(project, existing.id, tags, replace=False)
+                    self._reindex(project, existing.id)
+            return target
+
+        mime = asset_data.get("mime") or self._guess_mime(source_path, data, asset_data)
+        extension = self._extension(asset_data, source_path, mime)
+        category = asset_data.get("category") or mime.split("/", 1)[0]
+        if category not in ("image", "audio", "video", "text") and not asset_data.get("category"):
+            category = "other"
+        if not isinstance(category, str) or not _CATEGORY.match(category):
+            raise ParameterError("category", category, "lowercase letters, digits, '-' or '_'")
+        metadata = asset_data.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise ParameterError("metadata", metadata, "a JSON object (dict)")
+        json.dumps(metadata)
+        self._check_quota(size)
+
+        rel = f"assets/{digest[:2]}/{digest}.{extension}"
+        target = project.path / rel
+        written = False
+        if not target.exists():  # else: a file of a killed store, same bytes by its name
+            self._write_content(target, data, source_path, digest)
+            written = True
+        phash = None
+        if mime.startswith("image/"):
+            phash = image_phash(data if data is not None else target.read_bytes())
+        now = time.time()
+        name = asset_data.get("name") or (source_path.name if source_path else digest[:12])
+        try:
+            with project.database.write():
+                record = m.Asset.create(
+                    content_hash=digest,
+                    rel_path=rel,
+                    name=str(name),
+                    description=str(asset_data.get("description") or ""),
+                    prompt=str(asset_data.get("prompt") or ""),
+                    category=category,
+                    mime=mime,
+                    size=size,
+                    perceptual_hash=None if phash is None else to_signed(phash),
+                    created_at=now,
+                    modified_at=now,
+                    metadata=metadata,
+                )
+                self._set_tags(project, record.id, tags, replace=True)
+                self._reindex(project, record.id)
+                m.AuditLog.create(
+                    timestamp=now, action="asset.store", target=digest, details={"path": rel}
+                )
+        except BaseException:
+            if written:
+                with contextlib.suppress(OSError):
+                    target.unlink()
+            raise
+        log.debug("stored %s (%d bytes) as %s", name, size, rel)
+        return target
+
+    def _check_source(self, project: Project, source: Path) -> Path:
+        source = source.expanduser()
+        if source.is_symlink():
+            resolved = source.resolve()
+            if not resolved.is_relative_to(project.path.resolve()):
+                raise AssetPathError(
+                    f"{source} is a symbolic link to {resolved}, outside the project; import "
+                    "the file itself (give its real path) if you mean to copy it in",
+                    asset_path=source,
+                    operation="import",
+                )
+        if not source.exists():
+            raise MediaInputError(source, "no such file; check the path")
+        if not source.is_file():
+            raise MediaInputError(source, "not a regular file; give one file to import")
+        return source
+
+    @staticmethod
+    def _guess_mime(source: Path | None, data: bytes | None, asset_data: dict[str, Any]) -> str:
+        if source is not None:
+            guessed = mimetypes.guess_type(source.name)[0]
+            if guessed:
+                return guessed
+        extension = asset_data.get("extension")
+        if extension:
+            guessed = mimetypes.guess_type(f"x.{extension}")[0]
+            if guessed:
+                return guessed
+        head = data[:16] if data is not None else (source.open("rb").read(16) if source else b"")
+        for magic, mime in (
+            (b"\x89PNG", "image/png"),
+            (b"\xff\xd8\xff", "image/jpeg"),
+            (b"RIFF", "audio/wav"),
+            (b"fLaC", "audio/flac"),
+            (b"ID3", "audio/mpeg"),
+        ):
+            if head.startswith(magic):
+                return mime
+        if head[4:8] == b"ftyp":
+            return "video/mp4"
+        return "application/octet-stream"
+
+    @staticmethod
+    def _extension(asset_data: dict[str, Any], source: Path | None, mime: str) -> str:
+        extension = asset_data.get("extension")
+        if extension is None and source is not None and source.suffix:
+            extension = source.suffix
+        if extension is None:
+            extension = (mimetypes.guess_extension(mime) or ".bin").lstrip(".")
+        extension = str(extension).lower().lstrip(".")
+        if not _EXTENSION.match(extension):
+            raise ParameterError("extension", extension, "1-10 letters or digits")
+        return extension
+
+    def _write_content(
+        self, target: Path, data: bytes | None, source: Path | None, digest: str
+    ) -> None:
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with atomic_path(target) as tmp:
+                if data is not None:
+                    tmp.write_bytes(data)
+                else:
+                    assert source is not None
+                    hasher = hashlib.sha256()
+                    with source.open("rb") as src, tmp.open("wb") as dst:
+                        while chunk := src.read(_CHUNK):
+                            hasher.update(chunk)
+                            dst.write(chunk)
+                    if hasher.hexdigest() != digest:
+                        raise AssetError(
+                            f"{source} changed while it was being imported; import it again "
+                            "once it is complete",
+                            asset_path=source,
+                            operation="import",
+                        )
+        except OSError as err:
+            if _is_disk_full(err):
+                raise DiskFullError(target, operation="store asset") from err
+            raise AssetError(
+                f"cannot write {target} ({err.strerror}); check the folder's permissions",
+                asset_path=target,
+                operation="store",
+            ) from err
+
+    def _check_quota(self, needed: int) -> None:
+        limit = int(self.config["storage_limit_gb"] * 1024**3)
+        used = self._used_bytes()
+        if used + needed > limit:
+            raise QuotaExceededError(used_bytes=used, limit_bytes=limit, needed_bytes=needed)
+
+    def _used_bytes(self) -> int:
+        total = 0
+        for project in self._projects.values():
+            total += int(
+                project.database.execute_sql("SELECT total(size) FROM asset").fetchone()[0]
+            )
+        return total
+
+    # -- tags and the full-text index -----------------------------------------------
+
+    @staticmethod
+    def _set_tags(project: Project, asset_id: int, tags: list[str], *, replace: bool) -> None:
+        m = project.models
+        if replace:
+            m.AssetTag.delete().where(m.AssetTag.asset == asset_id).execute()
+        for tag in tags:
+            tag_row, _ = m.Tag.get_or_create(name=tag)
+            m.AssetTag.insert(asset=asset_id, tag=tag_row.id).on_conflict_ignore().execute()
+
+    @staticmethod
+    def _tags_of(project: Project, asset_id: int) -> list[str]:
+        rows = project.database.execute_sql(
+            "SELECT tag.name FROM asset_tag JOIN tag ON tag.id = asset_tag.tag_id "
+            "WHERE asset_tag.asset_id = ? ORDER BY tag.name",
+            (asset_id,),
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def _reindex(self, project: Project, asset_id: int) -> None:
+        db = project.database
+        row = db.execute_sql(
+            "SELECT name, description, prompt FROM asset WHERE id = ?", (asset_id,)
+        ).fetchone()
+        db.execute_sql("DELETE FROM asset_fts WHERE rowid = ?", (asset_id,))
+        if row is not None:
+            db.execute_sql(
+                "INSERT INTO asset_fts (rowid, name, description, tags, prompt) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (asset_id, row[0], row[1], " ".join(self._tags_of(project, asset_id)), row[2]),
+            )
+
+    # -- searching and reading ------------------------------------------------------
+
+    def search_assets(
+        self,
+        query: str = "",
+        category: str = "",
+        tags: list[str] | None = None,
+        **filters: Any,
+    ) -> list[Path]:
+        """Find assets by words (full-text, every word as a prefix), category, tags, filters.
+
+        Parameters
+        ----------
+        query : str
+            Words to find in name, description, tags or prompt (all must match); ranked
+            by relevance (BM25).  Empty: every asset, newest first.
+        category : str
+            Only this category.
+        tags : list of str
+            Only assets with all these tags.
+        **filters
+            ``mime`` (exact, or a prefix ending in ``/``: ``"image/"``), ``min_size``,
+            ``max_size`` (bytes), ``created_after``, ``created_before`` (timestamp,
+            datetime or ISO string), ``metadata`` (dict: equal values at those keys),
+            ``project_id``, ``limit``.
+
+        Returns
+        -------
+        list of Path
+            The matching asset files.  A record whose path leads outside the project is
+            left out with a warning (see :meth:`get_asset_metadata` for the error).
+        """
+        unknown = set(filters) - _FILTER_KEYS
+        if unknown:
+            raise ParameterError("filters", sorted(unknown), f"keys among {sorted(_FILTER_KEYS)}")
+        if not isinstance(query, str):
+            raise ParameterError("query", query, "a string")
+        project = self.project(filters.get("project_id"))
+        self._bucket.acquire()
+        where: list[str] = []
+        params: list[Any] = []
+        match = _fts_query(query)
+        if match:
+            sql = "SELECT a.id, a.rel_path FROM asset_fts JOIN asset a ON a.id = asset_fts.rowid"
+            where.append("asset_fts MATCH ?")
+            params.append(match)
+            order = "ORDER BY asset_fts.rank"
+        else:
+            sql = "SELECT a.id, a.rel_path FROM asset a"
+            order = "ORDER BY a.created_at DESC, a.id DESC"
+        if category:
+            where.append("a.category = ?")
+            params.append(category)
+        wanted_tags = _clean_tags("tags", tags)
+        if wanted_tags:
+            marks = ", ".join("?" * len(wanted_tags))
+            where.append(
+                "a.id IN (SELECT asset_tag.asset_id FROM asset_tag JOIN tag ON tag.id = "
+                f"asset_tag.tag_id WHERE tag.name IN ({marks}) GROUP BY asset_tag.asset_id "
+                "HAVING count(*) = ?)"
+            )
+            params.extend([*wanted_tags, len(wanted_tags)])
+        mime = filters.get("mime")
+        if mime:
+            if str(mime).endswith("/"):
+                where.append("substr(a.mime, 1, ?) = ?")
+                params.extend([len(mime), mime])
+            else:
+                where.append("a.mime = ?")
+                params.append(mime)
+        for key, op in (("min_size", ">="), ("max_size", "<=")):
+            if filters.get(key) is not None:
+                value = filters[key]
+                if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                    raise ParameterError(key, value, "a number of bytes >= 0")
+                where.append(f"a.size {op} ?")
+                params.append(value)
+        for key, op in (("created_after", ">="), ("created_before", "<")):
+            if filters.get(key) is not None:
+                where.append(f"a.created_at {op} ?")
+                params.append(_timestamp(key, filters[key]))
+        metadata = filters.get("metadata")
+        if metadata:
+            if not isinstance(metadata, dict):
+                raise ParameterError("metadata", metadata, "a dict of key: value")
+            for key, value in metadata.items():
+                if not isinstance(key, str) or not re.match(r"^[A-Za-z0-9_]+$", key):
+                    raise ParameterError("metadata key", key, "letters, digits and '_'")
+                where.append(f"json_extract(a.metadata, '$.{key}') = json_extract(?, '$')")
+                params.append(json.dumps(value))
+        limit = filters.get("limit")
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise ParameterError("limit", limit, "an integer >= 1")
+        text = sql + (" WHERE " + " AND ".join(where) if where else "") + " " + order
+        if limit is not None:
+            text += f" LIMIT {int(limit)}"
+        rows = project.database.execute_sql(text, params).fetchall()
+        found: list[Path] = []
+        for _, rel_path in rows:
+            try:
+                found.append(self._record_path(project, rel_path))
+            except AssetPathError as err:
+                log.warning("skipping a bad asset record: %s", err)
+        return found
+
+    def get_asset_metadata(self, asset_path: Path | str) -> dict[str, Any]:
+        """Everything recorded about an asset (given by its path or content hash).
+
+        Raises
+        ------
+        AssetPathError
+            The path is outside every open project's assets, or the record's own path
+            leads outside its project.
+        AssetError
+            No such asset.
+        """
+        self._bucket.acquire()
+        project, record = self._locate(asset_path)
+        return self._describe(project, record)
+
+    def _describe(self, project: Project, record: Any) -> dict[str, Any]:
+        path = self._record_path(project, record.rel_path)
+        phash = record.perceptual_hash
+        return {
+            "path": path,
+            "rel_path": record.rel_path,
+            "project_id": project.id,
+            "content_hash": record.content_hash,
+            "name": record.name,
+            "description": record.description,
+            "prompt": record.prompt,
+            "category": record.category,
+            "mime": record.mime,
+            "size": record.size,
+            "tags": self._tags_of(project, record.id),
+            "metadata": record.metadata,
+            "perceptual_hash": None if phash is None else f"{to_unsigned(phash):016x}",
+            "created_at": _iso(record.created_at),
+            "modified_at": _iso(record.modified_at),
+            "exists": path.exists(),
+        }
+
+    def update_asset_metadata(self, asset_path: Path | str, updates: dict[str, Any]) -> bool:
+        """Change an asset's description fields, tags or metadata.
+
+        ``updates`` may hold ``name``, ``description``, ``prompt``, ``category``,
+        ``mime``, ``tags`` (replaces them), ``add_tags``, ``remove_tags`` and ``metadata``
+        (merged into the existing object; a key set to ``None`` is removed).  The file,
+        its path and hash never change (content-addressed).
+
+        Returns
+        -------
+        bool
+            ``True`` once written.
+        """
+        if not isinstance(updates, dict):
+            raise ParameterError("updates", updates, "a dict")
+        unknown = set(updates) - _UPDATE_KEYS
+        if unknown:
+            raise ParameterError(
+                "updates",
+                sorted(unknown),
+                f"keys among {sorted(_UPDATE_KEYS)} (the path and "
+                "hash of a content-addressed asset cannot change)",
+            )
+        self._bucket.acquire()
+        project, record = self._locate(asset_path)
+        self._record_path(project, record.rel_path)
+        for key in ("name", "description", "prompt", "mime"):
+            if key in updates and not isinstance(updates[key], str):
+                raise ParameterError(key, updates[key], "a string")
+        if "category" in updates and not _CATEGORY.match(str(updates["category"])):
+            raise ParameterError("category", updates["category"], "lowercase letters, digits")
+        new_metadata = dict(record.metadata)
+        if "metadata" in updates:
+            if not isinstance(updates["metadata"], dict):
+                raise ParameterError("metadata", updates["metadata"], "a dict")
+            for key, value in updates["metadata"].items():
+                if value is None:
+                    new_metadata.pop(key, None)
+                else:
+                    new_metadata[key] = value
+            json.dumps(new_metadata)
+        replace_tags = _clean_tags("tags", updates["tags"]) if "tags" in updates else None
+        add_tags = _clean_tags("add_tags", updates.get("add_tags"))
+        remove_tags = _clean_tags("remove_tags", updates.get("remove_tags"))
+        m = project.models
+        now = time.time()
+        with project.database.write():
+            fields = {
+                key: updates[key]
+                for key in ("name", "description", "prompt", "category", "mime")
+                if key in updates
+            }
+            m.Asset.update(metadata=new_metadata, modified_at=now, **fields).where(
+                m.Asset.id == record.id
+            ).execute()
+            if replace_tags is not None:
+                self._set_tags(project, record.id, replace_tags, replace=True)
+            if add_tags:
+                self._set_tags(project, record.id, add_tags, replace=False)
+            if remove_tags:
+                m.AssetTag.delete().where(
+                    (m.AssetTag.asset == record.id)
+                    & m.AssetTag.tag.in_(m.Tag.select(m.Tag.id).where(m.Tag.name.in_(remove_tags)))
+                ).execute()
+            self._reindex(project, record.id)
+            m.AuditLog.create(
+                timestamp=now,
+                action="asset.update",
+                target=record.content_hash,
+                details={"keys": sorted(updates)},
+            )
+        return True
+
+    # -- duplicates -----------------------------------------------------------------
+
+    def find_duplicates(self, *, max_distance: int | None = None) -> list[list[Path]]:
+        """Groups of duplicate assets across the open projects.
+
+        Two assets are duplicates when their bytes are identical (same hash; within one
+        project that never happens, stores are deduplicated) or, for images, when their
+        perceptual hashes differ in at most ``max_distance`` of 64 bits
+        (``near_duplicate_distance`` by default): a re-encoded or resized copy.
+
+        Returns
+        -------
+        list of list of Path
+            Each group sorted, groups sorted by their first path.
+        """
+        distance = self.config["near_duplicate_distance"] if max_distance is None else max_distance
+        if not isinstance(distance, int) or not 0 <= distance <= 32:
+            raise ParameterError("max_distance", distance, "an integer 0..32")
+        entries: list[tuple[Path, str, int | None]] = []
+        for project in self._projects.values():
+            rows = project.database.execute_sql(
+                "SELECT rel_path, content_hash, perceptual_hash FROM asset"
+            ).fetchall()
+            for rel_path, digest, phash in rows:
+                try:
+                    path = self._record_path(project, rel_path)
+                except AssetPathError as err:
+                    log.warning("skipping a bad asset record: %s", err)
+                    continue
+                entries.append((path, digest, None if phash is None else to_unsigned(phash)))
+        parent = list(range(len(entries)))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        def union(i: int, j: int) -> None:
+            a, b = find(i), find(j)
+            if a != b:
+                parent[max(a, b)] = min(a, b)
+
+        first_of_hash: dict[str, int] = {}
+        for index, (_, digest, _) in enumerate(entries):
+            if digest in first_of_hash:
+                union(first_of_hash[digest], index)
+            else:
+                first_of_hash[digest] = index
+        hashed = [(i, p) for i, (_, _, p) in enumerate(entries) if p is not None]
+        if len(hashed) > 1:
+            import numpy as np
+
+            values = np.array([p for _, p in hashed], dtype=np.uint64)
+            bytes_view = values.view(np.uint8).reshape(-1, 8)
+            popcount = np.array([bin(v).count("1") for v in range(256)], dtype=np.uint8)
+            for row in range(len(hashed) - 1):
+                rest = bytes_view[row + 1 :] ^ bytes_view[row]
+                bits = popcount[rest].sum(axis=1)
+                for offset in np.nonzero(bits <= distance)[0]:
+                    union(hashed[row][0], hashed[row + 1 + int(offset)][0])
+        groups: dict[int, list[Path]] = {}
+        for index, (path, _, _) in enumerate(entries):
+            groups.setdefault(find(index), []).append(path)
+        return sorted(
+            (sorted(group) for group in groups.values() if len(group) > 1), key=lambda g: g[0]
+        )
+
+    # -- statistics, quota, cleanup -------------------------------------------------
+
+    def get_storage_statistics(self) -> dict[str, Any]:
+        """Storage use of the open projects: assets by category and MIME type, folders, disk.
+
+        Returns
+        -------
+        dict
+            ``total_assets``, ``total_bytes``, ``by_category`` and ``by_mime``
+            (``{name: {"count", "bytes"}}``), ``tags``, ``projects`` (per project: assets,
+            bytes, database, renders, cache and backups bytes, temporary files), and
+            ``disk`` (``total_bytes``, ``free_bytes`` of the first project's disk).
+        """
+        self._bucket.acquire()
+        by_category: dict[str, dict[str, int]] = {}
+        by_mime: dict[str, dict[str, int]] = {}
+        projects: list[dict[str, Any]] = []
+        total_assets = total_bytes = tag_count = 0
+        for project in self._projects.values():
+            db = project.database
+            for column, table in (("category", by_category), ("mime", by_mime)):
+                for name, count, size in db.execute_sql(
+                    f"SELECT {column}, count(*), total(size) FROM asset GROUP BY {column}"
+                ).fetchall():
+                    entry = table.setdefault(name, {"count": 0, "bytes": 0})
+                    entry["count"] += int(count)
+                    entry["bytes"] += int(size)
+            count, size = db.execute_sql("SELECT count(*), total(size) FROM asset").fetchone()
+            tag_count += int(db.execute_sql("SELECT count(*) FROM tag").fetchone()[0])
+            total_assets += int(count)
+            total_bytes += int(size)
+            projects.append(
+                {
+                    "id": project.id,
+                    "name": project.name,
+                    "path": str(project.path),
+                    "assets": int(count),
+                    "asset_bytes": int(size),
+                    "database_bytes": sum(
+                        _size(project.path / f"apex.db{suffix}") for suffix in ("", "-wal", "-shm")
+                    ),
+                    "renders_bytes": _folder_bytes(project.renders_dir),
+                    "cache_bytes": _folder_bytes(project.cache_dir),
+                    "backups_bytes": _folder_bytes(project.backups_dir),
+                    "temp_files": len(self._temp_files(project, max_age_s=0.0)),
+                }
+            )
+        disk: dict[str, int] = {}
+        where = next(iter(self._projects.values())).path if self._projects else self.base_dir
+        with contextlib.suppress(OSError):
+            usage = shutil.disk_usage(where if where.exists() else where.parent)
+            disk = {"total_bytes": usage.total, "free_bytes": usage.free}
+        return {
+            "total_assets": total_assets,
+            "total_bytes": total_bytes,
+            "by_category": by_category,
+            "by_mime": by_mime,
+            "tags": tag_count,
+            "projects": projects,
+            "disk": disk,
+        }
+
+    def get_quota_status(self) -> dict[str, Any]:
+        """Storage used and allowed, and asset operations left this minute.
+
+        Returns
+        -------
+        dict
+            ``storage_used_gb``, ``storage_limit_gb``, ``storage_free_gb`` (room left
+            under the limit), ``requests_remaining`` (``None``: unlimited) and
+            ``requests_per_minute``.
+        """
+        used = self._used_bytes() / 1024**3
+        limit = float(self.config["storage_limit_gb"])
+        return {
+            "storage_used_gb": used,
+            "storage_limit_gb": limit,
+            "storage_free_gb": max(0.0, limit - used),
+            "requests_remaining": self._bucket.remaining,
+            "requests_per_minute": self._bucket.per_minute,
+        }
+
+    def cleanup_temp_files(self, max_age_hours: float = 24) -> int:
+        """Delete temporary files older than ``max_age_hours`` that killed writes left.
+
+        These are the temporary files of atomic writes (``.NAME.tmp-*``) in the project
+        folder and under ``assets/``, half-written backups (``backups/.tmp-*``) and
+        ``cache/tmp/``.  Symbolic links are removed as links, never followed; nothing
+        outside the project is touched.
+
+        Returns
+        -------
+        int
+            How many files (or half-written backup folders) were removed.
+        """
+        if not isinstance(max_age_hours, int | float) or max_age_hours < 0:
+            raise ParameterError("max_age_hours", max_age_hours, "a number of hours >= 0")
+        self._bucket.acquire()
+        removed = 0
+        for project in self._projects.values():
+            for path in self._temp_files(project, max_age_s=max_age_hours * 3600.0):
+                try:
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        path.unlink()
+                    removed += 1
+                except FileNotFoundError:
+                    continue
+                except OSError as err:
+                    log.warning("cannot remove %s: %s", path, err)
+        if removed:
+            log.info("removed %d temporary files", removed)
+        return removed
+
+    @staticmethod
+    def _temp_files(project: Project, *, max_age_s: float) -> list[Path]:
+        now = time.time()
+        found: list[Path] = []
+
+        def old(path: Path) -> bool:
+            try:
+                return now - path.lstat().st_mtime >= max_age_s
+            except OSError:
+                return False
+
+        def temp_name(name: str) -> bool:
+            return name.startswith(".") and ".tmp-" in name
+
+        found.extend(p for p in project.path.iterdir() if temp_name(p.name) and not p.is_dir())
+        for folder, dirnames, filenames in os.walk(project.assets_dir, followlinks=False):
+            dirnames[:] = [d for d in dirnames if not Path(folder, d).is_symlink()]
+            found.extend(Path(folder, name) for name in filenames if temp_name(name))
+        if project.backups_dir.is_dir():
+            found.extend(p for p in project.backups_dir.iterdir() if p.name.startswith(".tmp-"))
+        cache_tmp = project.cache_dir / "tmp"
+        if cache_tmp.is_dir() and not cache_tmp.is_symlink():
+            for folder, dirnames, filenames in os.walk(cache_tmp, followlinks=False):
+                dirnames[:] = [d for d in dirnames if not Path(folder, d).is_symlink()]
+                found.extend(Path(folder, name) for name in filenames)
+        return [p for p in found if old(p)]
+
+
+def _hash_file(path: Path) -> str:
+    hasher = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _folder_bytes(folder: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(folder, followlinks=False):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
