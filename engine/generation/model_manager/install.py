@@ -18,6 +18,9 @@ from engine.generation.model_manager.manifest import (
     sha256_file,
 )
 from engine.generation.model_manager.registry import folder_for_kind
+from engine.generation.model_manager.safe_load import PICKLE_SUFFIXES, SAFETENSORS_SUFFIXES
+
+MODEL_SUFFIXES = SAFETENSORS_SUFFIXES + PICKLE_SUFFIXES
 
 __all__ = ["DEFAULT_MIN_VRAM_GB", "import_model", "record_model"]
 
@@ -70,7 +73,8 @@ def record_model(
             revision=revision or existing.revision,
         )
     else:
-        stem = Path(rel_file).name.split(".")[0]
+        rel = Path(rel_file)
+        stem = rel.stem if rel.suffix.lower() in MODEL_SUFFIXES else rel.name
         entry = ManifestEntry(
             name=name if name and name not in manifest else manifest.unique_name(name or stem),
             kind=info.kind,
