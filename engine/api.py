@@ -18,8 +18,10 @@ from engine.errors import (
     BackendError,
     CancelledError,
     ConfigurationError,
+    CorruptModelError,
     GenerationError,
     MediaInputError,
+    ModelError,
     ParameterError,
     UserInputError,
 )
@@ -32,6 +34,8 @@ from engine.events import (
     JobQueued,
     JobStarted,
 )
+from engine.generation.model_manager import ModelInfo, identify_model
+from engine.generation.model_manager.registry import FoundModel, scan_models
 from engine.grading.grader import ColorGrader
 from engine.orchestrator.render_pipeline import PRESET_NAMES, RenderRequest, render_video
 from engine.planning.shots import Shot, ShotList, plan_shots
@@ -53,6 +57,8 @@ __all__ = [
     "ColorGrader",
     "ConfigManager",
     "ConfigurationError",
+    "CorruptModelError",
+    "FoundModel",
     "GenerationError",
     "JobCancelled",
     "JobEvent",
@@ -62,6 +68,8 @@ __all__ = [
     "JobQueued",
     "JobStarted",
     "MediaInputError",
+    "ModelError",
+    "ModelInfo",
     "ParameterError",
     "RenderRequest",
     "Shot",
@@ -71,6 +79,8 @@ __all__ = [
     "UserInputError",
     "VideoAssembler",
     "__version__",
+    "identify_model",
     "plan_shots",
     "render_video",
+    "scan_models",
 ]
