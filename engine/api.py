@@ -4,6 +4,8 @@ Names follow ``shared/seed-api-reference.md``.  Classes of the reference that ar
 not listed here are not built yet (see the open issues); nothing here is a stub.
 """
 
+from typing import TYPE_CHECKING
+
 from engine import __version__
 from engine.assembly.assembler import AssemblyJob, VideoAssembler
 from engine.audio.analyzer import ANALYZER_VERSION, AudioAnalyzer
@@ -47,6 +49,7 @@ __all__ = [
     "AssemblyError",
     "AssemblyJob",
     "AssetError",
+    "AssetManager",
     "AudioAnalysis",
     "AudioAnalyzer",
     "AudioInputError",
@@ -71,6 +74,7 @@ __all__ = [
     "ModelError",
     "ModelInfo",
     "ParameterError",
+    "Project",
     "RenderRequest",
     "Shot",
     "ShotList",
@@ -84,3 +88,18 @@ __all__ = [
     "render_video",
     "scan_models",
 ]
+
+# AssetManager and Project are imported on first use: they bring in peewee, and
+# ``import engine.api`` stays light (tests/engine/test_atomic_and_imports.py).
+_LAZY = {"AssetManager": "engine.assets", "Project": "engine.assets"}
+if TYPE_CHECKING:
+    from engine.assets import AssetManager, Project
+
+
+def __getattr__(name: str) -> object:
+    """Import the project/asset classes only when asked for (PEP 562)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'engine.api' has no attribute {name!r}")
