@@ -115,7 +115,7 @@ class DiffusionRequest:
     negative_prompt : str
         What to steer away from (ignored when guidance is 0).
     width, height : int
-        Multiples of 8, 64..2048.
+        Multiples of 8, 32..2048.
     steps : int or None
         Denoising steps (1..150); ``None`` is the model's default (25, or 4 for few-step models).
     guidance : float or None
@@ -146,8 +146,8 @@ class DiffusionRequest:
             raise ParameterError("seeds", self.seeds, f"{len(self.prompts)} seeds, one per prompt")
         for name in ("width", "height"):
             value = getattr(self, name)
-            if not (64 <= value <= 2048) or value % 8:
-                raise ParameterError(name, value, "a multiple of 8 in 64..2048")
+            if not (32 <= value <= 2048) or value % 8:
+                raise ParameterError(name, value, "a multiple of 8 in 32..2048")
         if self.steps is not None and not (1 <= self.steps <= 150):
             raise ParameterError("steps", self.steps, "1..150")
         if self.guidance is not None and not (0.0 <= self.guidance <= 30.0):
@@ -177,8 +177,16 @@ def _import_diffusers() -> tuple[Any, Any]:
     return torch, diffusers
 
 
+def _dtype_kwarg(dtype: Any) -> dict[str, Any]:
+    """``dtype=`` on diffusers that renamed it (0.36+), ``torch_dtype=`` before."""
+    from diffusers.utils import deprecation_utils
+
+    renamed = hasattr(deprecation_utils, "_TORCH_DTYPE_DEPRECATION_MESSAGE")
+    return {"dtype": dtype} if renamed else {"torch_dtype": dtype}
+
+
 def _round8(value: float) -> int:
-    return max(64, round(value / 8.0) * 8)
+    return max(32, round(value / 8.0) * 8)
 
 
 class DiffusersBackend:
@@ -206,6 +214,9 @@ class DiffusersBackend:
         Starting memory level (see :mod:`engine.generation.memory_strategy`).
     negative_prompt : str
         Used when a request gives none.
+    steps, guidance : optional
+        Defaults for requests that give none (otherwise 25 steps and guidance 7, or 4 steps
+        and guidance 0 for few-step models).
     optimize : bool
         channels_last UNet/VAE, fused QKV projections and ``torch.compile`` of the UNet
         (CUDA only; the first call then compiles for a minute).
@@ -233,6 +244,8 @@ class DiffusersBackend:
         loras: Sequence[LoraSpec] = (),
         memory_level: str = "none",
         negative_prompt: str = DEFAULT_NEGATIVE_PROMPT,
+        steps: int | None = None,
+        guidance: float | None = None,
         optimize: bool = False,
     ) -> None:
         self.model_path = Path(model).expanduser()
@@ -249,6 +262,12 @@ class DiffusersBackend:
         self._loras = list(loras)
         self._memory_level = memory_level
         self.negative_prompt = negative_prompt
+        if steps is not None and not (1 <= steps <= 150):
+            raise ParameterError("steps", steps, "1..150")
+        if guidance is not None and not (0.0 <= guidance <= 30.0):
+            raise ParameterError("guidance", guidance, "0.0..30.0")
+        self.default_steps = steps
+        self.default_guidance = guidance
         self._optimize = optimize
         self._pipe: Any = None
         self._img2img: Any = None
@@ -375,7 +394,7 @@ class DiffusersBackend:
                         backend_name=self.name,
                     )
                 return diffusers.DiffusionPipeline.from_pretrained(
-                    str(path), torch_dtype=dtype, local_files_only=True
+                    str(path), **_dtype_kwarg(dtype), local_files_only=True
                 )
             config_dir = self._config_dir or self._shipped_config_dir()
             cls = (
@@ -384,7 +403,7 @@ class DiffusersBackend:
                 else diffusers.StableDiffusionPipeline
             )
             return cls.from_single_file(
-                str(path), config=str(config_dir), torch_dtype=dtype, local_files_only=True
+                str(path), config=str(config_dir), **_dtype_kwarg(dtype), local_files_only=True
             )
         except BackendError:
             raise
@@ -512,8 +531,12 @@ class DiffusersBackend:
             assert self.memory is not None and self.device_info is not None
             scheduler = request.scheduler or self._default_scheduler
             self._set_scheduler(pipe, scheduler)
-            steps = request.steps or (FEW_STEP_STEPS if self.few_step else DEFAULT_STEPS)
-            guidance = request.guidance
+            steps = (
+                request.steps
+                or self.default_steps
+                or (FEW_STEP_STEPS if self.few_step else DEFAULT_STEPS)
+            )
+            guidance = request.guidance if request.guidance is not None else self.default_guidance
             if guidance is None:
                 guidance = 0.0 if self.few_step else DEFAULT_GUIDANCE
             negative = request.negative_prompt or self.negative_prompt
@@ -596,7 +619,7 @@ class DiffusersBackend:
         from PIL import Image
 
         assert request.init_image is not None
-        img = Image.fromarray(request.init_image, mode="RGB")
+        img = Image.fromarray(request.init_image)  # (H, W, 3) uint8 -> RGB
         if img.size != (request.width, request.height):
             img = img.resize((request.width, request.height), Image.Resampling.LANCZOS)
         return img
