@@ -623,7 +623,7 @@ class _HubHandler(http.server.BaseHTTPRequestHandler):
 
     files: ClassVar[dict[tuple[str, str], bytes]] = {}
     gated: ClassVar[set[str]] = set()
-    drop_first_get: ClassVar[set[str]] = set()
+    get_actions: ClassVar[list[str]] = []  # consumed one per GET: "drop", "503"
     log: ClassVar[list[tuple[str, str, str]]] = []
     commit = "a" * 40
 
@@ -680,11 +680,16 @@ class _HubHandler(http.server.BaseHTTPRequestHandler):
             return
         _repo, name, data = routed
         start = int(re.match(r"bytes=(\d+)-", rng).group(1)) if rng else 0  # type: ignore[union-attr]
+        action = self.get_actions.pop(0) if self.get_actions else ""
+        if action == "503":
+            self.send_response(503)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         self._headers(data, 206 if start else 200, start)
-        if name in self.drop_first_get:
-            self.drop_first_get.discard(name)
-            half = len(data) // 2
-            self.wfile.write(data[:half])
+        if action == "drop":
+            half = (len(data) - start) // 2
+            self.wfile.write(data[start : start + half])
             self.wfile.flush()
             self.close_connection = True
             self.connection.shutdown(2)  # drop the connection midway
@@ -696,7 +701,7 @@ class _HubHandler(http.server.BaseHTTPRequestHandler):
 def hub(monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[str, type[_HubHandler]]]:
     pytest.importorskip("huggingface_hub")
     handler = type(
-        "Hub", (_HubHandler,), {"files": {}, "gated": set(), "drop_first_get": set(), "log": []}
+        "Hub", (_HubHandler,), {"files": {}, "gated": set(), "get_actions": [], "log": []}
     )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -749,7 +754,7 @@ def test_pull_resumes_after_the_connection_drops_midway(
     src = write_safetensors(tmp_path / "src.safetensors", {**SD15_NAMES, "pad": (64, 1024)})
     data = src.read_bytes()
     handler.files[("acme/sd", "big.safetensors")] = data
-    handler.drop_first_get.add("big.safetensors")
+    handler.get_actions.append("drop")
     result = pull_model("acme/sd:big.safetensors", tmp_path / "models", endpoint=endpoint)
     assert result.path.read_bytes() == data
     gets = [(p, r) for m, p, r in handler.log if m == "GET"]
@@ -757,6 +762,32 @@ def test_pull_resumes_after_the_connection_drops_midway(
     assert gets[0][1] == "" and re.fullmatch(r"bytes=\d+-", gets[1][1])
     resumed_from = int(gets[1][1][6:-1])
     assert 0 < resumed_from < len(data)  # the second request did not start over
+
+
+def test_pull_resumes_on_the_next_run_from_the_incomplete_file(
+    tmp_path: Path, hub: tuple[str, type[_HubHandler]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import constants
+
+    from engine.generation.model_manager.pull import pull_model
+
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 8192)
+    endpoint, handler = hub
+    src = write_safetensors(tmp_path / "src.safetensors", {**SD15_NAMES, "pad": (64, 1024)})
+    data = src.read_bytes()
+    handler.files[("acme/sd", "big.safetensors")] = data
+    # first run: the connection drops midway, then the server fails the retry
+    handler.get_actions.extend(["drop", "503"])
+    models = tmp_path / "models"
+    with pytest.raises(ModelError, match="try again later"):
+        pull_model("acme/sd:big.safetensors", models, endpoint=endpoint)
+    assert not (models / "checkpoints" / "big.safetensors").exists()
+    # second run: picks up where the first stopped
+    result = pull_model("acme/sd:big.safetensors", models, endpoint=endpoint)
+    assert result.path.read_bytes() == data
+    ranges = [r for m, _p, r in handler.log if m == "GET"]
+    assert len(ranges) == 3 and ranges[0] == ""
+    assert ranges[1] == ranges[2] and 0 < int(ranges[2][6:-1]) < len(data)
 
 
 def test_pull_checksum_mismatch_against_manifest_deletes_the_file(

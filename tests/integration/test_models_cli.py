@@ -100,7 +100,7 @@ def test_list_reads_a_comfyui_folder_and_flags_bad_files(
 def hub_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[_HubHandler]]:
     pytest.importorskip("huggingface_hub")
     handler = type(
-        "Hub", (_HubHandler,), {"files": {}, "gated": set(), "drop_first_get": set(), "log": []}
+        "Hub", (_HubHandler,), {"files": {}, "gated": set(), "get_actions": [], "log": []}
     )
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()

@@ -2,11 +2,12 @@
 
 ``NAME`` is looked up in the models folder's manifest, then in the shipped catalogue
 (``models/manifest.toml``); ``REPO_ID:FILE`` names any file on the Hub.  The download goes
-through ``huggingface_hub.hf_hub_download`` into ``<models_dir>/.downloads/`` (an interrupted
-download resumes from its ``.incomplete`` file, within the call and on the next call), its
-SHA-256 is checked against the manifest or, failing that, the Hub's own LFS SHA-256 (the
-``X-Linked-Etag`` of the file), and only then is it identified, moved into the folder of its
-kind and recorded in the manifest.
+through ``huggingface_hub`` (its ``get_hf_file_metadata`` and ``http_get``) into
+``<models_dir>/.downloads/NAME.ETAG.part``: a dropped connection is retried from where it
+stopped within the run, and a run that fails keeps the part file so the next one asks only
+for the missing bytes.  The SHA-256 is then checked against the manifest or, failing that,
+the Hub's own LFS SHA-256 (the ``X-Linked-Etag`` of the file), and only then is the file
+identified, moved into the folder of its kind and recorded in the manifest.
 
 ``HF_ENDPOINT`` (or ``endpoint=``) points at a mirror; ``HF_TOKEN`` or ``hf auth login``
 gives access to gated repositories.
@@ -20,6 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from engine.errors import BackendError, ModelError
 from engine.generation.model_manager.identify import ModelInfo, identify_model
@@ -88,6 +90,50 @@ def parse_spec(
     return repo_id, filename, "main", None
 
 
+def _download_resumable(
+    metadata: Any, hub_url: str, staging: Path, filename: str, *, token: str | None
+) -> Path:
+    """Download to ``staging/NAME.ETAG.part``, appending to what an earlier run left there.
+
+    ``hf_hub_download`` retries a dropped connection within one call but deletes its partial
+    file when the call fails, so a 7 GB download cut off for longer starts over.  Here the
+    partial file is kept and the next run asks only for the missing bytes (an HTTP ``Range``
+    request through huggingface_hub's own ``http_get``, which also retries within the run).
+    """
+    from urllib.parse import urlparse
+
+    from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import build_hf_headers
+
+    etag = re.sub(r"[^0-9A-Za-z]", "", metadata.etag or "")[:16] or "noetag"
+    name = Path(filename).name
+    part = staging / f"{name}.{etag}.part"
+    headers = build_hf_headers(token=token)
+    url = str(metadata.location or hub_url)
+    if urlparse(url).netloc != urlparse(hub_url).netloc:
+        headers.pop("authorization", None)  # a signed CDN address: never send the token there
+    size = metadata.size
+    with part.open("ab") as handle:
+        resume = handle.tell()
+        if size is not None and resume > size:  # a stale partial file: start over
+            handle.truncate(0)
+            handle.seek(0)
+            resume = 0
+        if resume:
+            log.info("resuming %s at byte %d of %s", name, resume, size)
+        http_get(
+            url,
+            handle,
+            resume_size=resume,
+            headers=headers,
+            expected_size=size,
+            displayed_filename=name,
+        )
+    final = staging / name
+    os.replace(part, final)
+    return final
+
+
 def pull_model(
     spec: str,
     models_dir: Path | str,
@@ -153,21 +199,11 @@ def pull_model(
     where = f"{repo_id}/{filename}@{revision}"
     say(f"fetching {where}")
     try:
-        metadata = huggingface_hub.get_hf_file_metadata(
-            huggingface_hub.hf_hub_url(repo_id, filename, revision=revision, endpoint=endpoint),
-            token=token,
-            endpoint=endpoint,
+        hub_url = huggingface_hub.hf_hub_url(
+            repo_id, filename, revision=revision, endpoint=endpoint
         )
-        downloaded = Path(
-            huggingface_hub.hf_hub_download(
-                repo_id,
-                filename,
-                revision=revision,
-                local_dir=staging,
-                endpoint=endpoint,
-                token=token,
-            )
-        )
+        metadata = huggingface_hub.get_hf_file_metadata(hub_url, token=token, endpoint=endpoint)
+        downloaded = _download_resumable(metadata, hub_url, staging, filename, token=token)
     except hf_errors.GatedRepoError as err:
         raise ModelError(
             f"{repo_id} is gated: accept its licence at https://huggingface.co/{repo_id} "
