@@ -56,7 +56,8 @@ def bytes_to_unicode() -> dict[int, str]:
 
 def build(bpe_gz: Path) -> tuple[dict[str, int], list[str]]:
     """Return CLIP's ``(vocab, merges)`` from the gzipped BPE merges file."""
-    lines = gzip.open(bpe_gz).read().decode("utf-8").split("\n")
+    with gzip.open(bpe_gz) as handle:
+        lines = handle.read().decode("utf-8").split("\n")
     merges = lines[1 : N_MERGES + 1]
     if len(merges) != N_MERGES or any(len(m.split()) != 2 for m in merges):
         raise ValueError(f"{bpe_gz} is not CLIP's BPE vocabulary (expected {N_MERGES} merges)")
