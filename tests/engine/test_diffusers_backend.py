@@ -116,9 +116,7 @@ def test_single_file_checkpoint_loads_the_same_weights(
 def test_lora_changes_the_output_and_scale_zero_does_not(
     backend: DiffusersBackend, tiny_sd15_folder: Path, tmp_path: Path
 ) -> None:
-    lora_path = make_tiny_lora(
-        tmp_path / "tiny-lora.safetensors", build_tiny_sd15_pipeline(), scale=0.5
-    )
+    lora_path = make_tiny_lora(tmp_path / "tiny-lora.safetensors", backend.load(), scale=0.5)
     plain = _one(backend, 4)
     with_lora = DiffusersBackend(tiny_sd15_folder, device="cpu", loras=[LoraSpec(path=lora_path)])
     off = DiffusersBackend(
