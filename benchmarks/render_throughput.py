@@ -7,10 +7,14 @@ crossfades centred on the cuts, 600 frames at 30 fps, x264 ``veryfast`` CRF 18, 
 
 Contenders (frames per second, and the ratio to the floor; the target is ours >= 0.85):
 
-- *floor*: every frame composed in advance into memory (by our compositor), then only
-  ``VideoWriter`` (RGB -> yuv420p and x264) with the same settings;
+- *floor*: every frame composed in advance into memory by our compositor, exactly as
+  ours hands it to the encoder (BT.709 I420 planes, see ``engine/assembly/yuv.py``), then
+  only ``VideoWriter`` (x264) with the same settings;
+- *floor, RGB frames*: the same pictures as RGB arrays, encoded through ``VideoWriter``'s
+  RGB input (swscale RGB -> yuv420p, then x264): the floor before issue 4's I420 path,
+  for comparison;
 - *ours, video*: ``VideoWriter`` fed by ``_ahead(_frames(...))``, as one segment: the
-  compositor thread overlapping the encoder;
+  compositor thread (composing on I420 planes) overlapping the encoder;
 - *ours, full*: ``compose_video`` itself: PNG loading, compositing, encoding in 4 s
   segments, the AAC audio track (a 20 s tone) and the join;
 - *numpy + OpenCV loop*: a straightforward serial loop (warp, float blend, encode) with
@@ -168,12 +172,18 @@ def write_tone(path: Path, seconds: float, rate: int = 48000) -> Path:
 # -- contenders ----------------------------------------------------------------------------
 
 
-def run_floor(frames: list[np.ndarray], total: int, out: Path, settings: EncodeSettings) -> Result:
+def run_floor(
+    frames: list[np.ndarray],
+    total: int,
+    out: Path,
+    settings: EncodeSettings,
+    name: str = "floor: encode only",
+) -> Result:
     box: list[float] = []
     with _clock(box), VideoWriter(out, settings) as writer:
         for i in range(total):
             writer.write(frames[i % len(frames)])
-    return Result("floor: encode only", total, *box)
+    return Result(name, total, *box)
 
 
 def run_ours_video(
@@ -183,7 +193,8 @@ def run_ours_video(
     box: list[float] = []
     with _clock(box), VideoWriter(out, settings) as writer:
         cache = StillCache(lambda i: read_still(stills[i]))
-        for image in _ahead(_frames(shots, timeline, cache, ZOOM)):
+        size = (settings.width, settings.height)
+        for image in _ahead(_frames(shots, timeline, cache, ZOOM, size=size)):
             writer.write(image)
     return Result("ours, video only", timeline.frame_count, *box)
 
@@ -342,12 +353,12 @@ def _line(result: Result, floor: Result) -> str:
     ).rstrip()
 
 
-def run_compose_only(shots: ShotList, stills: list[Path]) -> Result:
+def run_compose_only(shots: ShotList, stills: list[Path], size: tuple[int, int]) -> Result:
     timeline = Timeline(shots, fps=FPS, crossfade_seconds=CROSSFADE)
     box: list[float] = []
     with _clock(box):
         cache = StillCache(lambda i: read_still(stills[i]))
-        deque(_frames(shots, timeline, cache, ZOOM), maxlen=0)  # render, discard
+        deque(_frames(shots, timeline, cache, ZOOM, size=size), maxlen=0)  # render, discard
     return Result("compose only (no encoder)", timeline.frame_count, *box)
 
 
@@ -364,6 +375,9 @@ def main() -> None:
         help="distinct frames the floor holds in memory, cycled (default: all)",
     )
     parser.add_argument("--cv2-threads", type=int, default=None, help="cv2.setNumThreads(N)")
+    parser.add_argument(
+        "--no-rgb-floor", action="store_true", help="skip the RGB-input floor (saves memory)"
+    )
     parser.add_argument(
         "--skip", default="", help="comma-separated: full,plain,moviepy,ffmpeg,compose"
     )
@@ -389,23 +403,32 @@ def main() -> None:
         timeline = Timeline(shots, fps=FPS, crossfade_seconds=CROSSFADE)
         cache = StillCache(lambda i: read_still(stills[i]))
         held = min(args.floor_frames or args.frames, args.frames)
-        frames = list(_frames(shots, timeline, cache, ZOOM, range(held)))
+        size = (args.width, args.height)
+        frames = list(_frames(shots, timeline, cache, ZOOM, range(held), size=size))
         held_gb = sum(f.nbytes for f in frames) / 1e9
+        rgb_frames = (
+            [] if args.no_rgb_floor else list(_frames(shots, timeline, cache, ZOOM, range(held)))
+        )
 
         floors: list[Result] = []
+        rgb_floors: list[Result] = []
         videos: list[Result] = []
         fulls: list[Result] = []
         for _ in range(args.repeat):
             floors.append(run_floor(frames, args.frames, work / "floor.mp4", settings))
             videos.append(run_ours_video(shots, stills, work / "ours.mp4", settings))
+            if rgb_frames:
+                rgb_floors.append(
+                    run_floor(rgb_frames, args.frames, work / "rgb.mp4", settings, "RGB floor")
+                )
             if "full" not in skip:
                 fulls.append(run_ours_full(shots, stills, audio, work, settings))
-        del frames, cache
+        del frames, rgb_frames, cache
         gc.collect()
 
         others: list[Result] = []
         runners: list[tuple[str, Callable[[], Result]]] = [
-            ("compose", lambda: run_compose_only(shots, stills)),
+            ("compose", lambda: run_compose_only(shots, stills, size)),
             ("plain", lambda: run_plain_loop(stills, args.frames, work / "plain.mp4",
                                              args.width, args.height)),
             ("moviepy", lambda: run_moviepy(stills, args.frames, work / "moviepy.mp4",
@@ -427,10 +450,12 @@ def main() -> None:
     floor = _median(
         "floor: encode only",
         floors,
-        f"{held} distinct frames held ({held_gb:.1f} GB)",
+        f"{held} distinct I420 frames held ({held_gb:.1f} GB)",
     )
     video = _median("ours, video only", videos)
     table = [floor, video]
+    if rgb_floors:
+        table.insert(1, _median("floor, RGB frames", rgb_floors, "swscale RGB -> yuv420p + x264"))
     if fulls:
         table.append(_median("ours, compose_video", fulls, "incl. PNG loads, audio, join"))
     table += others
@@ -457,6 +482,12 @@ def main() -> None:
         pairs = [v.fps / f.fps for f, v in zip(floors, fulls, strict=True)]
         print(
             f"ours (compose_video) / floor, same pairing "
+            f"({', '.join(f'{r:.2f}' for r in pairs)}) = {statistics.median(pairs):.2f}"
+        )
+    if rgb_floors:
+        pairs = [v.fps / f.fps for f, v in zip(rgb_floors, videos, strict=True)]
+        print(
+            f"ours (video only) / RGB-input floor, same pairing "
             f"({', '.join(f'{r:.2f}' for r in pairs)}) = {statistics.median(pairs):.2f}"
         )
     print(

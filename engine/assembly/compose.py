@@ -62,10 +62,19 @@ def _frames(
     frames: range | None = None,
     *,
     style: FrameStyle | None = None,
+    size: tuple[int, int] | None = None,
 ) -> Iterator[np.ndarray]:
+    """The frames of ``frames`` (default: all): RGB, or I420 frames of ``size`` (width,
+    height) for the encoder when ``size`` is given and the edit can be composed on
+    planes (:attr:`FrameRenderer.supports_i420`)."""
     style = style or FrameStyle(motion_amount=motion_amount)
     renderer = FrameRenderer(shots, timeline, cache.get, style)
-    for frame in frames if frames is not None else range(timeline.frame_count):
+    numbers = frames if frames is not None else range(timeline.frame_count)
+    if size is not None and renderer.supports_i420 and size[0] % 2 == 0 and size[1] % 2 == 0:
+        for frame in numbers:
+            yield renderer.render_i420(frame, size)
+        return
+    for frame in numbers:
         yield renderer.render(frame)
 
 
@@ -188,7 +197,10 @@ def compose_video(
             if progress is not None:
                 progress(frames.stop, total)
             continue
-        images = _ahead(_frames(shots, timeline, cache, motion_amount, frames, style=style))
+        planes = (settings.width, settings.height) if settings.pix_fmt == "yuv420p" else None
+        images = _ahead(
+            _frames(shots, timeline, cache, motion_amount, frames, style=style, size=planes)
+        )
         with (
             contextlib.closing(images),
             atomic_path(path) as tmp,

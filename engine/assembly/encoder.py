@@ -154,11 +154,28 @@ class VideoWriter:
             self.abort()
 
     def write(self, rgb: np.ndarray) -> None:
-        """Encode one ``(height, width, 3)`` uint8 RGB frame."""
+        """Encode one frame: ``(height, width, 3)`` uint8 RGB (full range), or, for
+        ``yuv420p`` output, a ``(height * 3 // 2, width)`` uint8 I420 frame already in
+        BT.709 limited range (:mod:`engine.assembly.yuv`), which is encoded as it is."""
         import av
         from av.video.reformatter import ColorRange, Colorspace
 
         s = self.settings
+        if rgb.ndim == 2 and s.pix_fmt == "yuv420p":
+            if rgb.shape != (s.height * 3 // 2, s.width) or rgb.dtype != np.uint8:
+                raise AssemblyError(
+                    f"frame {self._frames} has shape {rgb.shape} {rgb.dtype}; expected an "
+                    f"I420 frame ({s.height * 3 // 2}, {s.width}) uint8",
+                    component="encoder",
+                    stage="video",
+                )
+            yuv = av.VideoFrame.from_ndarray(rgb, format="yuv420p")
+            yuv.colorspace = Colorspace.ITU709
+            yuv.color_range = ColorRange.MPEG
+            yuv.color_trc = _BT709
+            yuv.color_primaries = _BT709
+            self._encode(yuv)
+            return
         if rgb.shape != (s.height, s.width, 3) or rgb.dtype != np.uint8:
             raise AssemblyError(
                 f"frame {self._frames} has shape {rgb.shape} {rgb.dtype}; "
@@ -176,8 +193,11 @@ class VideoWriter:
             dst_color_trc=_BT709,
             dst_color_primaries=_BT709,
         )
+        self._encode(yuv)
+
+    def _encode(self, yuv: Any) -> None:
         yuv.pts = self._frames
-        yuv.time_base = 1 / s.fps
+        yuv.time_base = 1 / self.settings.fps
         for packet in self._stream.encode(yuv):
             self._container.mux(packet)
         self._frames += 1

@@ -33,7 +33,13 @@ import numpy as np
 from engine.assembly.easing import check_easing, ease, ease_speed
 from engine.errors import ParameterError
 
-__all__ = ["TRANSITIONS", "WHIP_DIRECTIONS", "TransitionSpec", "blend_transition"]
+__all__ = [
+    "TRANSITIONS",
+    "WHIP_DIRECTIONS",
+    "TransitionSpec",
+    "blend_transition",
+    "blend_transition_i420",
+]
 
 TRANSITIONS: tuple[str, ...] = ("cut", "crossfade", "whip_pan", "dip_to_black", "dip_to_white")
 WHIP_DIRECTIONS: tuple[str, ...] = ("left", "right", "up", "down")
@@ -188,6 +194,58 @@ def blend_transition(
         # amount of colour mixed in; addWeighted's scalar term saves a colour image.
         return cv2.addWeighted(image, 1.0 - amount, image, 0.0, colour * amount)
     return _whip_pan(outgoing, incoming, p, spec)
+
+
+def blend_transition_i420(
+    outgoing: np.ndarray,
+    incoming: np.ndarray,
+    progress: float,
+    spec: TransitionSpec,
+    size: tuple[int, int],
+) -> np.ndarray:
+    """:func:`blend_transition` on I420 frames (:mod:`engine.assembly.yuv`) of ``size``.
+
+    Cuts, crossfades and dips give the picture the RGB version gives, converted (a mix
+    is linear, so mixing planes equals converting the mix, up to rounding; a dip mixes
+    towards the black or white of limited range: Y' 16 or 235, chroma 128).  Whip pans
+    blur along RGB rows and are not offered here.
+
+    Raises
+    ------
+    ParameterError
+        For a whip pan, or frames that are not I420 frames of ``size``.
+    """
+    import cv2
+
+    from engine.assembly.yuv import BLACK, WHITE, i420_planes, new_i420
+
+    width, height = size
+    shape = (height * 3 // 2, width)
+    if outgoing.shape != shape or incoming.shape != shape:
+        raise ParameterError("incoming", incoming.shape, f"I420 frames shaped {shape}")
+    p = min(1.0, max(0.0, float(progress)))
+    if spec.kind == "cut":
+        return outgoing if p < 0.5 else incoming
+    if p <= 0.0:
+        return outgoing
+    if p >= 1.0:
+        return incoming
+    if spec.kind == "crossfade":
+        weight = ease(spec.easing, p)
+        return cv2.addWeighted(outgoing, 1.0 - weight, incoming, weight, 0.0)
+    if spec.kind in ("dip_to_black", "dip_to_white"):
+        colour = BLACK if spec.kind == "dip_to_black" else WHITE
+        if p < 0.5:
+            image, amount = outgoing, ease(spec.easing, 2.0 * p)
+        else:
+            image, amount = incoming, 1.0 - ease(spec.easing, 2.0 * p - 1.0)
+        out = new_i420(width, height)
+        for plane, target, level in zip(
+            i420_planes(image, width, height), i420_planes(out, width, height), colour, strict=True
+        ):
+            cv2.addWeighted(plane, 1.0 - amount, plane, 0.0, level * amount, dst=target)
+        return out
+    raise ParameterError("kind", spec.kind, "cut, crossfade or a dip on I420 frames")
 
 
 def _whip_pan(
