@@ -257,6 +257,20 @@ def test_ip_adapter_and_clip_image_encoder(tmp_path: Path) -> None:
     assert info.details["hidden_size"] == 16 and info.details["layers"] == 2
 
 
+def test_pickled_ip_adapter_bin_with_nested_dicts(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "ip-adapter_sdxl.bin"
+    torch.save(
+        {
+            "image_proj": {"proj.weight": torch.zeros(16, 8), "norm.weight": torch.zeros(8)},
+            "ip_adapter": {"1.to_k_ip.weight": torch.zeros(8, 2048)},
+        },
+        path,
+    )
+    info = identify_model(path)
+    assert (info.kind, info.family, info.storage) == ("ip_adapter", "sdxl", "pickle")
+
+
 def _tiny_upscaler(path: Path) -> Path:
     torch = pytest.importorskip("torch")
     pytest.importorskip("spandrel")
@@ -678,7 +692,7 @@ class _HubHandler(http.server.BaseHTTPRequestHandler):
         self.log.append(("GET", self.path, rng))
         if routed is None:
             return
-        _repo, name, data = routed
+        _repo, _name, data = routed
         start = int(re.match(r"bytes=(\d+)-", rng).group(1)) if rng else 0  # type: ignore[union-attr]
         action = self.get_actions.pop(0) if self.get_actions else ""
         if action == "503":

@@ -214,7 +214,17 @@ def _unwrap(obj: Any, path: Path) -> dict[str, Any]:
             path=path,
             error_code="unknown_format",
         )
-    return {str(k): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        if isinstance(value, torch.Tensor):
+            out[str(key)] = value
+        elif isinstance(value, Mapping):
+            # IP-Adapter .bin files nest {"image_proj": {...}, "ip_adapter": {...}}; the
+            # safetensors versions of the same weights use the flattened names.
+            for inner_key, inner in value.items():
+                if isinstance(inner, torch.Tensor):
+                    out[f"{key}.{inner_key}"] = inner
+    return out
 
 
 def load_state_dict(path: Path | str, *, device: str = "cpu") -> dict[str, Any]:
