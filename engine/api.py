@@ -8,6 +8,13 @@ from typing import TYPE_CHECKING
 
 from engine import __version__
 from engine.assembly.assembler import AssemblyJob, VideoAssembler
+from engine.assembly.tempo_map import MusicalPosition, TempoMap
+from engine.assembly.timeline_document import (
+    TimelineDocument,
+    load_timeline,
+    save_timeline,
+    timeline_from_plan,
+)
 from engine.audio.analyzer import ANALYZER_VERSION, AudioAnalyzer
 from engine.audio.types import AudioAnalysis, AudioSection, BeatMarker, SpectralFeatures
 from engine.config import ConfigManager
@@ -73,6 +80,7 @@ __all__ = [
     "MediaInputError",
     "ModelError",
     "ModelInfo",
+    "MusicalPosition",
     "ParameterError",
     "Project",
     "RenderRequest",
@@ -80,13 +88,18 @@ __all__ = [
     "ShotList",
     "SpectralFeatures",
     "StageContext",
+    "TempoMap",
+    "TimelineDocument",
     "UserInputError",
     "VideoAssembler",
     "__version__",
     "identify_model",
+    "load_timeline",
     "plan_shots",
     "render_video",
+    "save_timeline",
     "scan_models",
+    "timeline_from_plan",
 ]
 
 # AssetManager and Project are imported on first use: they bring in peewee, and
