@@ -320,6 +320,12 @@ class DiffusersBackend:
                 if other is not None and other is not self:
                     log.info("unloading %s to make room", other.model_path.name)
                     other.unload()
+            if not self.model_path.exists():
+                raise BackendError(
+                    f"model not found: {self.model_path}; pass --model with a diffusers "
+                    "folder or a .safetensors checkpoint (see `apex-director models list`)",
+                    backend_name=self.name,
+                )
             started = time.perf_counter()
             self.device_info = select_device(self._device_request, self._precision)  # type: ignore[arg-type]
             dtype = torch_dtype(self.device_info)
@@ -372,12 +378,6 @@ class DiffusersBackend:
 
     def _from_disk(self, diffusers: Any, dtype: Any) -> Any:
         path = self.model_path
-        if not path.exists():
-            raise BackendError(
-                f"model not found: {path}; pass --model with a diffusers folder or a "
-                ".safetensors checkpoint (see `apex-director models list`)",
-                backend_name=self.name,
-            )
         info = self._identify()
         if info is not None:
             self.family = self.family or info.family
