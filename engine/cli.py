@@ -73,9 +73,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     render.add_argument(
         "--backend",
-        choices=("procedural", "stills"),
+        choices=("procedural", "stills", "diffusers"),
         default=None,
-        help="where stills come from (default procedural, or stills with --images)",
+        help="where stills come from (default: the config's render.backend_order, or stills "
+        "with --images; diffusers is local Stable Diffusion and needs --model)",
+    )
+    render.add_argument(
+        "--model",
+        default=None,
+        metavar="PATH",
+        help="diffusers: a .safetensors checkpoint, a diffusers folder, or a name under "
+        "paths.models_dir",
+    )
+    render.add_argument(
+        "--device", default="auto", help="diffusers: auto (CUDA, MPS, CPU), cuda, mps or cpu"
     )
     render.add_argument(
         "--images",
@@ -184,7 +195,10 @@ def _render(args: argparse.Namespace) -> int:
     from engine.progress import ProgressPrinter
 
     config = _load_config(args.config)
-    backend = args.backend or ("stills" if args.images else config["render"]["backend_order"][0])  # type: ignore[index]
+    order: tuple[str, ...] = ()
+    if args.backend is None and args.images is None:
+        order = tuple(config["render"]["backend_order"])  # type: ignore[index]
+    backend = args.backend or ("stills" if args.images else order[0])
     if args.images is not None and backend != "stills":
         from engine.errors import ParameterError
 
@@ -196,6 +210,9 @@ def _render(args: argparse.Namespace) -> int:
         aspect=args.aspect,
         backend=backend,
         images_dir=args.images,
+        model=args.model,
+        device=args.device,
+        backend_order=order if len(order) > 1 else (),
         json_report=args.json_report,
         otio_path=args.otio,
         timeline_json=args.timeline_json,

@@ -459,6 +459,20 @@ class DiffusersBackend:
                     _RESIDENT.clear()
             log.info("unloaded %s", self.model_path.name)
 
+    @property
+    def version(self) -> str:
+        """What the pixels depend on besides the request (render caches key stills by it)."""
+        try:
+            st = self.model_path.stat()
+            stamp = f"{st.st_mtime_ns}:{st.st_size}"
+        except OSError:
+            stamp = "missing"
+        loras = ",".join(f"{spec.path.name}@{spec.scale}" for spec in self._loras)
+        return (
+            f"{self.model_path.resolve()}:{stamp}:{self._default_scheduler}:"
+            f"{self.default_steps}:{self.default_guidance}:{loras}"
+        )
+
     # --- generation ----------------------------------------------------------------------
 
     def stats(self) -> dict[str, Any]:

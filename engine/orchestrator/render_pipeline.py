@@ -31,7 +31,7 @@ from engine.audio.decode import check_audio_path, probe_audio
 from engine.config.schema import frame_rate
 from engine.context import StageContext
 from engine.errors import MediaInputError, ParameterError
-from engine.generation.backends import BACKEND_NAMES, create_backend
+from engine.generation.backends import BACKEND_NAMES, create_backend, create_first_available
 from engine.generation.palette import palette_from_prompt, parse_palette
 from engine.generation.types import ImageBackend, StillRequest
 from engine.output_paths import check_output_path
@@ -59,6 +59,11 @@ class RenderRequest:
     aspect: str = "16:9"
     backend: str = "procedural"
     images_dir: Path | None = None
+    # diffusers: the checkpoint (path or name under paths.models_dir) and the device.
+    model: str | None = None
+    device: str = "auto"
+    # When set, the backends are tried in this order (the first that loads is used).
+    backend_order: tuple[str, ...] = ()
     json_report: Path | None = None
     otio_path: Path | None = None
     timeline_json: Path | None = None
@@ -73,6 +78,9 @@ class RenderRequest:
             raise ParameterError("backend", self.backend, f"one of {', '.join(BACKEND_NAMES)}")
         if self.backend == "stills" and self.images_dir is None:
             raise ParameterError("images_dir", None, "a folder of images (--images DIR) for stills")
+        for name in self.backend_order:
+            if name not in BACKEND_NAMES:
+                raise ParameterError("backend_order", name, f"one of {', '.join(BACKEND_NAMES)}")
 
 
 def default_cache_dir() -> Path:
@@ -275,7 +283,16 @@ def render_video(
         check_output_path(request.otio_path, what="OpenTimelineIO file", extensions=(".otio",))
     if request.timeline_json is not None:
         check_output_path(request.timeline_json, what="timeline document", extensions=(".json",))
-    backend = create_backend(request.backend, images_dir=request.images_dir)
+    backend_options: dict[str, Any] = {
+        "images_dir": request.images_dir,
+        "model": request.model,
+        "device": request.device,
+        "models_dir": Path(str(config.get("paths", {}).get("models_dir") or "models")),
+    }
+    if request.backend_order:
+        backend = create_first_available(request.backend_order, **backend_options)
+    else:
+        backend = create_backend(request.backend, **backend_options)
     backend_warnings = list(getattr(backend, "warnings", []))
     grader = build_grader(config["grade"])  # a bad look fails here, before any work
     section_graders = build_section_graders(config["grade"], grader)

@@ -128,3 +128,23 @@ def test_generate_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert code == 1 and len(errors) == 1 and "model not found" in errors[0]
     assert main(["generate", "x", "-o", str(tmp_path / "x.jpg")]) == 2
     assert main(["generate", "x", "-o", str(tmp_path / "x.png"), "--variants", "0"]) == 2
+
+
+@pytest.mark.slow  # a whole render (analysis, 8 shots, encode): ~30 s of CPU
+def test_render_with_the_diffusers_backend(
+    tiny_song: Path, tiny_sd15_folder: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    # "turbo" in the name: few-step defaults (4 steps, no guidance) keep the render quick
+    model = tmp_path / "tiny-sd-turbo"
+    shutil.copytree(tiny_sd15_folder, model)
+    video, report = tmp_path / "video.mp4", tmp_path / "report.json"
+    argv = ["render", str(tiny_song), "-o", str(video), "--preset", "draft"]
+    argv += ["--backend", "diffusers", "--model", str(model), "--device", "cpu"]
+    argv += ["--json-report", str(report), "--cache-dir", str(tmp_path / "cache")]
+    assert main(argv) == 0
+    data = json.loads(report.read_text())
+    assert data["backend"]["name"] == "diffusers" and data["backend"]["draft"] is False
+    assert video.stat().st_size > 0
