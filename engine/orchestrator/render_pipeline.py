@@ -378,8 +378,9 @@ def render_video(
         shots,
         analysis,
         fps=fps,
-        still_paths=still_paths,
-        audio_path=audio_path,
+        # absolute, so the saved document still finds its files from anywhere
+        still_paths=[p.resolve() for p in still_paths],
+        audio_path=audio_path.resolve(),
         motion_amount=float(render_cfg["motion_amount"]),
         beat_pulse=float(render_cfg["beat_pulse"]),
         transition_seconds=float(render_cfg["crossfade_seconds"]),
