@@ -10,7 +10,7 @@ import pickle
 import re
 import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -860,3 +860,184 @@ def test_pull_gated_missing_and_offline_are_clear(
         pull_model("acme/x", models, endpoint=endpoint)
     with pytest.raises(ModelError, match="neither a known model name"):
         pull_model("no such thing", models, endpoint=endpoint)
+
+
+# --- the shipped SD 1.5 config against a full-size single file (slow: writes 2.1 GB) ------
+
+
+def _write_constant_safetensors(
+    path: Path, tensors: dict[str, tuple[tuple[int, ...], float]]
+) -> None:
+    """Stream a safetensors file whose every tensor is one fp16 constant (low memory)."""
+    header: dict[str, object] = {}
+    offset = 0
+    for name, (shape, _value) in tensors.items():
+        size = int(np.prod(shape)) * 2
+        header[name] = {
+            "dtype": "F16",
+            "shape": list(shape),
+            "data_offsets": [offset, offset + size],
+        }
+        offset += size
+    raw = json.dumps(header).encode()
+    raw += b" " * (-len(raw) % 8)
+    with path.open("wb") as handle:
+        handle.write(struct.pack("<Q", len(raw)) + raw)
+        for shape, value in tensors.values():
+            handle.write(np.full(int(np.prod(shape)), value, dtype=np.float16).tobytes())
+
+
+@pytest.fixture()
+def request_cleanup() -> Iterator[Callable[[Path], None]]:
+    """Delete the given (multi-GB) files when the test ends, passed or failed."""
+    paths: list[Path] = []
+    yield paths.append
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+@pytest.mark.slow
+def test_shipped_sd15_config_loads_a_full_size_original_single_file(
+    tmp_path: Path, request_cleanup: Callable[[Path], None]
+) -> None:
+    """Every tensor of an original-layout SD 1.5 file lands where the shipped config puts it."""
+    import types
+
+    torch = pytest.importorskip("torch")
+    diffusers = pytest.importorskip("diffusers")
+    transformers = pytest.importorskip("transformers")
+    from tests.generation_fixtures import diffusers_to_ldm_state_dict
+
+    folder = pipeline_config_dir("sd15")
+    with torch.device("meta"):
+        parts = {
+            "unet": diffusers.UNet2DConditionModel.from_config(
+                diffusers.UNet2DConditionModel.load_config(folder / "unet")
+            ),
+            "vae": diffusers.AutoencoderKL.from_config(
+                diffusers.AutoencoderKL.load_config(folder / "vae")
+            ),
+            "text_encoder": transformers.CLIPTextModel(
+                transformers.CLIPTextConfig.from_pretrained(folder / "text_encoder")
+            ),
+        }
+    ldm = diffusers_to_ldm_state_dict(types.SimpleNamespace(**parts))
+    keys = [(part, key) for part, module in parts.items() for key in module.state_dict()]
+    assert len(keys) == len(ldm)  # the converter keeps the order: part by part, key by key
+    values = [((i % 1000) + 1) / 1024 for i in range(len(keys))]  # exact in fp16
+    path = tmp_path / "sd15-full.safetensors"
+    request_cleanup(path)
+    _write_constant_safetensors(
+        path, {n: (tuple(t.shape), v) for (n, t), v in zip(ldm.items(), values, strict=True)}
+    )
+    assert identify_checkpoint(path).family == "sd15"
+    pipe = diffusers.StableDiffusionPipeline.from_single_file(
+        str(path), config=str(folder), local_files_only=True, torch_dtype=torch.float16
+    )
+    wrong = []
+    for (part, key), value in zip(keys, values, strict=True):
+        tensor = getattr(pipe, part).state_dict()[key]
+        if float(tensor.min()) != value or float(tensor.max()) != value:
+            wrong.append(f"{part}.{key}")
+    assert wrong == []
+    assert _count(pipe.unet) == 859_520_964
+
+
+def _sdxl_text_encoder_2_to_ldm(key: str) -> tuple[str, bool]:
+    """OpenCLIP ViT-bigG name of a transformers key; True for a q/k/v part of ``in_proj``."""
+    prefix = "conditioner.embedders.1.model."
+    short = key.removeprefix("text_model.")
+    top = {
+        "embeddings.position_embedding.weight": "positional_embedding",
+        "embeddings.token_embedding.weight": "token_embedding.weight",
+        "final_layer_norm.weight": "ln_final.weight",
+        "final_layer_norm.bias": "ln_final.bias",
+        "text_projection.weight": "text_projection",
+    }
+    if short in top:
+        return prefix + top[short], False
+    match = re.fullmatch(r"encoder\.layers\.(\d+)\.(.+)", short)
+    assert match is not None, key
+    layer, rest = match.groups()
+    qkv = re.fullmatch(r"self_attn\.[qkv]_proj\.(weight|bias)", rest)
+    if qkv:
+        return f"{prefix}transformer.resblocks.{layer}.attn.in_proj_{qkv.group(1)}", True
+    for new, old in (
+        ("self_attn.out_proj", "attn.out_proj"),
+        ("layer_norm1", "ln_1"),
+        ("layer_norm2", "ln_2"),
+        ("mlp.fc1", "mlp.c_fc"),
+        ("mlp.fc2", "mlp.c_proj"),
+    ):
+        rest = rest.replace(new, old)
+    return f"{prefix}transformer.resblocks.{layer}.{rest}", False
+
+
+@pytest.mark.slow
+def test_shipped_sdxl_config_loads_a_full_size_original_single_file(
+    tmp_path: Path, request_cleanup: Callable[[Path], None]
+) -> None:
+    """The same for SDXL (writes 6.9 GB): UNet, VAE, CLIP-L and OpenCLIP bigG in SGM names."""
+    torch = pytest.importorskip("torch")
+    diffusers = pytest.importorskip("diffusers")
+    transformers = pytest.importorskip("transformers")
+    from diffusers.loaders.single_file_utils import DIFFUSERS_TO_LDM_MAPPING
+
+    from tests.generation_fixtures import _unet_key_to_ldm, _vae_key_to_ldm
+
+    folder = pipeline_config_dir("sdxl")
+    with torch.device("meta"):
+        unet = diffusers.UNet2DConditionModel.from_config(
+            diffusers.UNet2DConditionModel.load_config(folder / "unet")
+        )
+        vae = diffusers.AutoencoderKL.from_config(
+            diffusers.AutoencoderKL.load_config(folder / "vae")
+        )
+        te1 = transformers.CLIPTextModel(
+            transformers.CLIPTextConfig.from_pretrained(folder / "text_encoder")
+        )
+        te2 = transformers.CLIPTextModelWithProjection(
+            transformers.CLIPTextConfig.from_pretrained(folder / "text_encoder_2")
+        )
+    tensors: dict[str, tuple[tuple[int, ...], float]] = {}
+    expected: dict[tuple[str, str], float] = {}
+
+    def put(part: str, key: str, name: str, shape: tuple[int, ...]) -> None:
+        if name not in tensors:
+            tensors[name] = (shape, ((len(tensors) % 1000) + 1) / 1024)
+        expected[(part, key)] = tensors[name][1]
+
+    add = DIFFUSERS_TO_LDM_MAPPING["unet"]["addition_embed_type"]
+    up_attn = ["CrossAttn" in t for t in unet.config.up_block_types]
+    for key, t in unet.state_dict().items():
+        name = add.get(key) or _unet_key_to_ldm(key, up_attn, unet.config.layers_per_block)
+        put("unet", key, "model.diffusion_model." + name, tuple(t.shape))
+    for key, t in vae.state_dict().items():
+        name, is_attention = _vae_key_to_ldm(key, len(vae.config.up_block_types))
+        shape = tuple(t.shape) + ((1, 1) if is_attention and t.ndim == 2 else ())
+        put("vae", key, "first_stage_model." + name, shape)
+    for key, t in te1.state_dict().items():
+        name = key if key.startswith("text_model.") else "text_model." + key
+        put("text_encoder", key, "conditioner.embedders.0.transformer." + name, tuple(t.shape))
+    for key, t in te2.state_dict().items():
+        name, is_qkv = _sdxl_text_encoder_2_to_ldm(key)
+        shape = (3 * t.shape[0], *t.shape[1:]) if is_qkv else tuple(t.shape)
+        put("text_encoder_2", key, name, shape)
+    path = tmp_path / "sdxl-full.safetensors"
+    request_cleanup(path)
+    _write_constant_safetensors(path, tensors)
+    assert identify_checkpoint(path).family == "sdxl"
+    pipe = diffusers.StableDiffusionXLPipeline.from_single_file(
+        str(path), config=str(folder), local_files_only=True, torch_dtype=torch.float16
+    )
+    states = {
+        part: getattr(pipe, part).state_dict()
+        for part in ("unet", "vae", "text_encoder", "text_encoder_2")
+    }
+    wrong = [
+        f"{part}.{key}"
+        for (part, key), value in expected.items()
+        if float(states[part][key].min()) != value or float(states[part][key].max()) != value
+    ]
+    assert wrong == []
+    assert _count(pipe.unet) == 2_567_463_684
