@@ -248,29 +248,36 @@ def _envelopes(y: np.ndarray) -> _Envelopes:
     mel_fb = mel_filterbank(sr=sr, n_fft=_N_FFT, n_mels=_N_MELS, fmin=20.0, fmax=sr / 2)
     freqs = fft_frequencies(sr=sr, n_fft=_N_FFT)
     in_low = (freqs >= _LOW_HZ[0]) & (freqs < _LOW_HZ[1])
-    # Only per-frame reductions of the power spectrogram are needed (mel bands, the
-    # kick-band bins, the total); computing them block by block keeps a long song's
-    # full spectrogram out of memory.
-    reduced = stft_reduce(
-        y,
-        n_fft=_N_FFT,
-        hop_length=_HOP,
-        reduce=lambda block: np.vstack(
-            [mel_fb @ block, block[in_low], block.sum(axis=0, keepdims=True)]
-        ),
-    )
-    mel_power = reduced[:_N_MELS]
-    low_power = reduced[_N_MELS:-1]
-    total_power = reduced[-1]
-    log_mel = power_to_db(mel_power, ref=1.0, amin=1e-10, top_db=None)
     mel_freqs = mel_frequencies(n_mels=_N_MELS, fmin=20.0, fmax=sr / 2)
-    rises = _rise(log_mel)
     # Beats are placed on the flux below 5 kHz: above it live the hi-hats, which mark
     # eighths and off-beats as loudly as beats.  Onsets anywhere still mark where music is.
-    full = rises[mel_freqs < _HIHAT_HZ].mean(axis=0)
-    presence = _normalise(_detrend(rises.mean(axis=0)))
+    below_hats = mel_freqs < _HIHAT_HZ
     in_snare = (mel_freqs >= _SNARE_HZ[0]) & (mel_freqs < _SNARE_HZ[1])
-    snare = rises[in_snare].mean(axis=0)
+    last_frame: list[np.ndarray] = []
+
+    def reduce(block: np.ndarray) -> np.ndarray:
+        # Only per-frame reductions are kept (band fluxes, the kick-band bins, the total),
+        # block by block: a long song's spectrogram and log-mel flux are never held whole.
+        # The flux carries the previous block's last frame over the join.
+        log_mel = power_to_db(mel_fb @ block, ref=1.0, amin=1e-10, top_db=None)
+        before = last_frame[0] if last_frame else log_mel[:, :1]
+        rises = np.maximum(0.0, np.diff(log_mel, axis=1, prepend=before))
+        last_frame[:] = [log_mel[:, -1:]]
+        return np.vstack(
+            [
+                rises[below_hats].mean(axis=0),
+                rises.mean(axis=0),
+                rises[in_snare].mean(axis=0),
+                block[in_low],
+                block.sum(axis=0),
+            ]
+        )
+
+    reduced = stft_reduce(y, n_fft=_N_FFT, hop_length=_HOP, reduce=reduce)
+    full, snare = reduced[0], reduced[2]
+    presence = _normalise(_detrend(reduced[1]))
+    low_power = reduced[3:-1]
+    total_power = reduced[-1]
     # The kick band is a handful of FFT bins (mel filters are too wide there).  A gentle
     # log keeps a kick over a sustained bass line visible, which a log of the band energy
     # (or a dB scale) would flatten.

@@ -78,7 +78,9 @@ class DecodedAudio:
         return int(self.samples.shape[0])
 
     def mono(self) -> np.ndarray:
-        """The channels averaged into one float32 array."""
+        """The channels averaged into one float32 array (a view of ``samples`` when mono)."""
+        if self.samples.shape[0] == 1:
+            return np.ascontiguousarray(self.samples[0], dtype=np.float32)
         return np.ascontiguousarray(self.samples.mean(axis=0, dtype=np.float32))
 
 
@@ -248,13 +250,27 @@ def decode_audio(
         Missing, empty, unsupported, unreadable, over-long or sample-less input.
     """
     path = check_audio_path(path)
-    rate = sample_rate or probe_audio(path).sample_rate or 44100
-    blocks = list(
-        iter_audio_frames(
-            path, sample_rate=rate, layout="mono" if mono else "stereo", max_duration=max_duration
-        )
-    )
-    samples = np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
-    if samples.shape[1] == 0:
+    info = probe_audio(path)
+    rate = sample_rate or info.sample_rate or 44100
+    # The blocks go straight into one array sized from the header (grown if the header
+    # was short), so the song is held once, not as a list of blocks plus their join.
+    expected = info.duration if max_duration is None else min(info.duration, max_duration)
+    samples = np.empty((1 if mono else 2, int(expected * rate) + rate), dtype=np.float32)
+    used = 0
+    for block in iter_audio_frames(
+        path, sample_rate=rate, layout="mono" if mono else "stereo", max_duration=max_duration
+    ):
+        n = block.shape[1]
+        if used + n > samples.shape[1]:
+            grown = np.empty(
+                (samples.shape[0], max(used + n, samples.shape[1] * 3 // 2)), np.float32
+            )
+            grown[:, :used] = samples[:, :used]
+            samples = grown
+        samples[:, used : used + n] = block
+        used += n
+    if used == 0:
         raise AudioInputError(path, "contains no audio samples; export the song again")
+    # A header that said far longer: give the unused tail back.
+    samples = samples[:, :used].copy() if samples.shape[1] - used > rate else samples[:, :used]
     return DecodedAudio(samples=samples, sample_rate=rate)

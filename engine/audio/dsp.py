@@ -8,7 +8,7 @@ Tests compare both with librosa.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 from scipy.fft import rfft  # pocketfft vectorised over frames: 3x numpy.fft's speed
@@ -16,17 +16,34 @@ from scipy.fft import rfft  # pocketfft vectorised over frames: 3x numpy.fft's s
 __all__ = ["dp_beats", "stft", "stft_power", "stft_reduce"]
 
 
-def _frames(y: np.ndarray, n_fft: int, hop_length: int) -> np.ndarray:
-    """Centred, zero-padded frames of ``y`` as a read-only ``(count, n_fft)`` view."""
+def _frame_count(n_samples: int, n_fft: int, hop_length: int) -> int:
+    return 1 + (n_samples + 2 * (n_fft // 2) - n_fft) // hop_length
+
+
+def _frame_blocks(y: np.ndarray, n_fft: int, hop_length: int) -> Iterator[np.ndarray]:
+    """Centred, zero-padded frames of ``y`` in blocks of at most ``_block_frames`` frames.
+
+    Each block is a read-only ``(frames, n_fft)`` view of a short padded copy of the
+    samples it covers, so no copy of the whole song is made (``numpy.pad`` would).
+    """
     signal = np.asarray(y, dtype=np.float32)
-    padded = np.pad(signal, (n_fft // 2, n_fft // 2), mode="constant")
-    count = 1 + (len(padded) - n_fft) // hop_length
-    return np.lib.stride_tricks.as_strided(
-        padded,
-        shape=(count, n_fft),
-        strides=(padded.strides[0] * hop_length, padded.strides[0]),
-        writeable=False,
-    )
+    half = n_fft // 2
+    count = _frame_count(signal.size, n_fft, hop_length)
+    step = _block_frames(n_fft)
+    for first in range(0, count, step):
+        frames = min(step, count - first)
+        lo = first * hop_length - half  # first sample of the block, in signal coordinates
+        hi = lo + (frames - 1) * hop_length + n_fft
+        segment = np.zeros(hi - lo, dtype=np.float32)
+        a, b = max(lo, 0), min(hi, signal.size)
+        if b > a:
+            segment[a - lo : b - lo] = signal[a:b]
+        yield np.lib.stride_tricks.as_strided(
+            segment,
+            shape=(frames, n_fft),
+            strides=(segment.strides[0] * hop_length, segment.strides[0]),
+            writeable=False,
+        )
 
 
 def _window(n_fft: int) -> np.ndarray:
@@ -35,7 +52,13 @@ def _window(n_fft: int) -> np.ndarray:
     return get_window("hann", n_fft, fftbins=True).astype(np.float32)
 
 
-_BLOCK = 2048  # frames per FFT block: bounded memory for long songs
+# Samples per FFT block (frames x n_fft): about 8 MiB per float32 array whatever n_fft,
+# so memory stays bounded for long songs and the FFT still runs on large batches.
+_BLOCK_SAMPLES = 2048 * 1024
+
+
+def _block_frames(n_fft: int) -> int:
+    return max(16, _BLOCK_SAMPLES // n_fft)
 
 
 def stft(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
@@ -43,12 +66,13 @@ def stft(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
 
     Returns a complex64 array of shape ``(1 + n_fft // 2, 1 + len(y) // hop_length)``.
     """
-    frames, window = _frames(y, n_fft, hop_length), _window(n_fft)
-    spectrum = np.empty((n_fft // 2 + 1, frames.shape[0]), dtype=np.complex64)
-    for start in range(0, frames.shape[0], _BLOCK):
-        spectrum[:, start : start + _BLOCK] = rfft(
-            frames[start : start + _BLOCK] * window, axis=1
-        ).T
+    window = _window(n_fft)
+    count = _frame_count(np.asarray(y).size, n_fft, hop_length)
+    spectrum = np.empty((n_fft // 2 + 1, count), dtype=np.complex64)
+    start = 0
+    for frames in _frame_blocks(y, n_fft, hop_length):
+        spectrum[:, start : start + frames.shape[0]] = rfft(frames * window, axis=1).T
+        start += frames.shape[0]
     return spectrum
 
 
@@ -62,16 +86,25 @@ def stft_reduce(
     """``|stft|**2`` (float32), or ``reduce`` of it, computed block by block.
 
     ``reduce`` must work frame by frame (a filter bank, a per-frame norm): it is
-    applied to blocks of frames and the results joined, so the full power
-    spectrogram is never held at once.
+    applied to blocks of frames (in order) and the results written into one array, so
+    the full power spectrogram is never held at once.  It gets a float32
+    ``(1 + n_fft // 2, frames)`` block and returns a ``(rows, frames)`` array.
     """
-    frames, window = _frames(y, n_fft, hop_length), _window(n_fft)
-    parts = []
-    for start in range(0, frames.shape[0], _BLOCK):
-        spectrum = rfft(frames[start : start + _BLOCK] * window, axis=1).T
+    window = _window(n_fft)
+    count = _frame_count(np.asarray(y).size, n_fft, hop_length)
+    out: np.ndarray | None = None
+    start = 0
+    for frames in _frame_blocks(y, n_fft, hop_length):
+        spectrum = rfft(frames * window, axis=1).T
         power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32, copy=False)
-        parts.append(power if reduce is None else reduce(power))
-    return np.concatenate(parts, axis=1)
+        del spectrum
+        part = power if reduce is None else reduce(power)
+        if out is None:
+            out = np.empty((part.shape[0], count), dtype=part.dtype)
+        out[:, start : start + part.shape[1]] = part
+        start += part.shape[1]
+    assert out is not None  # there is always at least one frame
+    return out
 
 
 def stft_power(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:

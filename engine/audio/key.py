@@ -23,7 +23,8 @@ def estimate_key(y: np.ndarray, sr: int) -> tuple[str, float]:
     """
     from engine.audio.features import pitch_class_profile
 
-    if y.size == 0 or float(np.max(np.abs(y))) < 1e-4:
+    # max and -min rather than max(abs(y)): no song-sized temporary.
+    if y.size == 0 or max(float(np.max(y)), -float(np.min(y))) < 1e-4:
         return "unknown", 0.0
     # A mean chroma from a tuned semitone grid, computed block by block (numpy only: no
     # CQT, no numba compile, memory independent of the song's length).

@@ -146,7 +146,9 @@ def _bar_features(
         # Per-frame reductions, block by block: the song's spectrogram is never held whole.
         magnitude = np.sqrt(power)
         peak, valley = contrast_bands(magnitude, sr=_SR, n_fft=_N_FFT)
-        return np.vstack([rms(magnitude, frame_length=_N_FFT), mel_fb @ power, peak, valley])
+        # float32 throughout: peak and valley are means of float32 values, so exact in it.
+        bands = np.vstack([peak, valley]).astype(np.float32)
+        return np.vstack([rms(magnitude, frame_length=_N_FFT), mel_fb @ power, bands])
 
     reduced = stft_reduce(y, n_fft=_N_FFT, hop_length=_HOP, reduce=reduce)
     n_frames = reduced.shape[1]
@@ -156,8 +158,8 @@ def _bar_features(
     starts = np.minimum(starts, ends - 1)
 
     frame_rms = reduced[:1]
-    mel = reduced[1 : 1 + _N_MELS].astype(np.float32)  # float32 as computed: lossless
-    peak, valley = np.split(reduced[1 + _N_MELS :], 2)
+    mel = reduced[1 : 1 + _N_MELS]
+    peak, valley = np.split(reduced[1 + _N_MELS :].astype(np.float64), 2)
     # The dB floors (80 dB under the loudest value) are song-wide, so they come after.
     cepstrum = mfcc(power_to_db(mel, top_db=80.0), n_mfcc=_N_MFCC)[1:]
     del mel

@@ -105,3 +105,31 @@ def test_too_long_is_refused_before_decoding(tmp_path: Path) -> None:
 def test_audio_error_is_also_a_value_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         decode_audio(tmp_path / "missing.flac")
+
+
+@pytest.mark.parametrize("header_seconds", [0.0, 0.3, 2.0, 60.0])
+def test_decoded_song_is_whole_whatever_the_header_says(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, header_seconds: float
+) -> None:
+    """The array sized from the header grows when it said less and shrinks when it said more."""
+    import dataclasses
+
+    import engine.audio.decode as decode
+
+    path = write_wav(tmp_path / "a.wav", tone(2.0), 44100)
+    streamed = np.concatenate(list(iter_audio_frames(path, sample_rate=22050, layout="mono")), 1)
+    real_probe = decode.probe_audio
+    monkeypatch.setattr(
+        decode,
+        "probe_audio",
+        lambda p: dataclasses.replace(real_probe(p), duration=header_seconds),
+    )
+    audio = decode.decode_audio(path, sample_rate=22050, mono=True)
+    assert np.array_equal(audio.samples, streamed)
+    assert audio.samples.base is None or audio.samples.base.shape[1] - streamed.shape[1] <= 22050
+    mono = audio.mono()
+    assert np.shares_memory(mono, audio.samples)  # no copy of a mono song
+    assert np.array_equal(mono, streamed[0])
+    stereo = decode.decode_audio(path, sample_rate=22050)
+    assert stereo.samples.shape == (2, streamed.shape[1])
+    assert np.array_equal(stereo.mono(), stereo.samples.mean(axis=0, dtype=np.float32))

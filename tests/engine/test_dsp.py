@@ -54,3 +54,22 @@ def test_dp_beats_on_noise_and_silence() -> None:
         dp_beats(envelope, bpm=111.0, frame_rate=22050 / 512, tightness=100.0), expected
     )
     assert dp_beats(np.zeros(100), bpm=120.0, frame_rate=43.0, tightness=100.0).size == 0
+
+
+@pytest.mark.parametrize("length", [100, 22050 * 2 + 333])
+def test_small_blocks_give_the_same_spectrum(monkeypatch: pytest.MonkeyPatch, length: int) -> None:
+    """Blocks of 16 frames (padding cut per block) join into librosa's STFT exactly."""
+    import engine.audio.dsp as dsp
+
+    y = np.random.default_rng(7).normal(0, 0.2, length).astype(np.float32)
+    whole = dsp.stft_power(y, n_fft=1024, hop_length=256)
+    monkeypatch.setattr(dsp, "_BLOCK_SAMPLES", 16 * 1024)
+    theirs = np.abs(librosa.stft(y, n_fft=1024, hop_length=256)) ** 2
+    blocked = dsp.stft_power(y, n_fft=1024, hop_length=256)
+    assert blocked.shape == whole.shape == theirs.shape
+    assert np.array_equal(blocked, whole)
+    assert np.allclose(blocked, theirs, atol=1e-3 * theirs.max())
+    sums = dsp.stft_reduce(
+        y, n_fft=1024, hop_length=256, reduce=lambda p: p.sum(axis=0, keepdims=True)
+    )
+    assert np.allclose(sums[0], whole.sum(axis=0), rtol=1e-5)
