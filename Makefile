@@ -15,8 +15,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet 'torch==2.14.1' 'torchvision==0.29.1' || \
 		$(BIN)/python -m pip install --quiet 'torch>=2.4,<3' 'torchvision>=0.19,<1'
 	$(BIN)/python -m pip install --quiet -e '.[dev,sd]'
-	@# librosa compiles its numba kernels on first import (~20 s on 2 cores); do it
-	@# once here, at install, rather than in the user's first analysis.
+	@# The analysis itself needs no librosa (engine/audio/features.py is numpy). librosa
+	@# stays for the tests and the benchmarks' stock-librosa comparison; it compiles numba
+	@# kernels on first use (~20 s on 2 cores), so do that once here, not in the first test.
 	$(BIN)/python -c "import librosa.feature, librosa.onset, librosa.beat"
 	@touch $(STAMP)
 
