@@ -43,8 +43,12 @@ from engine.events import (
     JobQueued,
     JobStarted,
 )
+from engine.generation.characters import CharacterConsistencyManager
+from engine.generation.generator import CinematicImageGenerator
 from engine.generation.model_manager import ModelInfo, identify_model
 from engine.generation.model_manager.registry import FoundModel, scan_models
+from engine.generation.prompting import GenerationRequest
+from engine.generation.style_bible import StylePersistenceManager
 from engine.grading.grader import ColorGrader
 from engine.orchestrator.render_pipeline import PRESET_NAMES, RenderRequest, render_video
 from engine.planning.shots import Shot, ShotList, plan_shots
@@ -64,12 +68,15 @@ __all__ = [
     "BackendError",
     "BeatMarker",
     "CancelledError",
+    "CharacterConsistencyManager",
+    "CinematicImageGenerator",
     "ColorGrader",
     "ConfigManager",
     "ConfigurationError",
     "CorruptModelError",
     "FoundModel",
     "GenerationError",
+    "GenerationRequest",
     "JobCancelled",
     "JobEvent",
     "JobFailed",
@@ -88,6 +95,7 @@ __all__ = [
     "ShotList",
     "SpectralFeatures",
     "StageContext",
+    "StylePersistenceManager",
     "TempoMap",
     "TimelineDocument",
     "UserInputError",
