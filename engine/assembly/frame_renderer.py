@@ -50,6 +50,10 @@ class FrameStyle:
     shot_grades : mapping of int to callable
         Per-shot grades (by shot index) used instead of ``grade`` for frames whose
         main picture is that shot (the incoming one from the middle of a transition).
+    image_at : callable, optional
+        ``image_at(shot index, seconds into the shot) -> image index``: which image the
+        ``still`` loader gives for a shot at a time (an image sequence shows a new
+        image every so often).  By default a shot shows one image, its own index.
     """
 
     motion_amount: float = 0.08
@@ -60,6 +64,7 @@ class FrameStyle:
     motions: Mapping[int, MotionSpec] = field(default_factory=dict)
     transitions: Mapping[int, TransitionSpec] = field(default_factory=dict)
     shot_grades: Mapping[int, Grade] = field(default_factory=dict)
+    image_at: Callable[[int, float], int] | None = None
 
 
 class FrameRenderer:
@@ -121,8 +126,14 @@ class FrameRenderer:
             )
         return self._transitions[index]
 
+    def _image(self, index: int, frame: int) -> int:
+        """The image shot ``index`` shows at ``frame``."""
+        if self.style.image_at is None:
+            return index
+        return self.style.image_at(index, frame / self.timeline.fps - self.shots.shots[index].start)
+
     def _layer(self, index: int, progress: float, frame: int) -> np.ndarray:
-        still = self.still(index)
+        still = self.still(self._image(index, frame))
         shot = self.shots.shots[index]
         # One path for every move (the plan's own and a timeline document's), so a
         # document converted back to specs renders the very same pixels.
@@ -151,7 +162,7 @@ class FrameRenderer:
         return self._i420[index]
 
     def _layer_i420(self, index: int, frame: int, size: tuple[int, int]) -> np.ndarray:
-        planes, (width, height) = self._still_i420(index)
+        planes, (width, height) = self._still_i420(self._image(index, frame))
         shot = self.shots.shots[index]
         matrix = motion_transform(
             self._motion_spec(index),

@@ -28,7 +28,7 @@ import dataclasses
 import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -233,7 +233,13 @@ class Marker:
 
 @dataclass(frozen=True)
 class RenderPlan:
-    """What the frame renderer takes, converted from a document without loss."""
+    """What the frame renderer takes, converted from a document without loss.
+
+    ``still_paths`` lists every image by image index: each clip's images in order, a
+    still clip one, an image sequence all of its own.  ``image_at`` (for
+    :class:`~engine.assembly.frame_renderer.FrameStyle`) says which image a shot shows
+    at a time into it; ``None`` when every clip is a still (shot ``i`` shows image ``i``).
+    """
 
     shots: ShotList
     still_paths: tuple[str, ...]
@@ -243,6 +249,7 @@ class RenderPlan:
     beat_times: tuple[float, ...]
     grade: Mapping[str, Any] | None
     shot_grades: dict[int, Mapping[str, Any]]
+    image_at: Callable[[int, float], int] | None = None
 
 
 # -- the document ----------------------------------------------------------------------
@@ -337,8 +344,7 @@ class TimelineDocument:
         ParameterError
             The document cannot be rendered: no video clips, clips that leave gaps or
             overlap (the renderer needs one contiguous video track from 0 to the end),
-            more than one video track with clips, or an image-sequence clip (the
-            renderer shows stills; sequences are data only so far).
+            or more than one video track with clips (the renderer draws one track).
         """
         from engine.planning.shots import Shot, ShotList
 
@@ -354,12 +360,22 @@ class TimelineDocument:
         transitions: dict[int, TransitionSpec] = {}
         lengths: dict[int, float] = {}
         grades: dict[int, Mapping[str, Any]] = {}
+        images: list[str] = []
+        first_image: list[int] = []
+        sequences: dict[int, tuple[float, int]] = {}
         previous_end = 0.0
         for index, clip in enumerate(clips):
-            if clip.source.kind != "still":
+            if clip.source.kind not in ("still", "image_sequence"):
                 raise ParameterError(
-                    f"{where}[{index}].source.kind", clip.source.kind, "'still' to render"
+                    f"{where}[{index}].source.kind",
+                    clip.source.kind,
+                    "'still' or 'image_sequence' on a video track",
                 )
+            first_image.append(len(images))
+            images.extend(clip.source.paths)
+            if clip.source.kind == "image_sequence":
+                assert clip.source.rate is not None  # validated by ClipSource
+                sequences[index] = (clip.source.rate, len(clip.source.paths))
             if abs(clip.start.seconds - previous_end) > 1e-9:
                 raise ParameterError(
                     f"{where}[{index}].start",
@@ -408,15 +424,27 @@ class TimelineDocument:
             tempo=self.tempo_map.tempo,
             warnings=self.notes,
         )
+        image_at = None
+        if sequences:
+
+            def image_at(index: int, seconds: float) -> int:
+                """Image ``floor(seconds * rate)`` of a sequence (held at its ends)."""
+                if index not in sequences:
+                    return first_image[index]
+                rate, count = sequences[index]
+                step = math.floor(seconds * rate + 1e-9)
+                return first_image[index] + min(count - 1, max(0, step))
+
         return RenderPlan(
             shots=shot_list,
-            still_paths=tuple(c.source.paths[0] for c in clips),
+            still_paths=tuple(images),
             motions=motions,
             transitions=transitions,
             transition_seconds=lengths,
             beat_times=self.tempo_map.beat_times if self.tempo_map.measured else (),
             grade=global_grade,
             shot_grades=grades,
+            image_at=image_at,
         )
 
     # -- JSON --------------------------------------------------------------------------

@@ -435,6 +435,7 @@ def render_video(
         shot_grades={index: grade_of(g) for index, g in plan.shot_grades.items()},
         motions=plan.motions,
         transitions=plan.transitions,
+        image_at=plan.image_at,
     )
     stats = compose_video(
         plan.shots,

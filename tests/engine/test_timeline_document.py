@@ -272,3 +272,46 @@ def test_render_plan_refuses_gaps() -> None:
     with pytest.raises(ParameterError, match="no gaps") as info:
         TimelineDocument.from_dict(data).render_plan()
     assert info.value.name == "tracks[0].clips[2].start"
+
+
+def test_an_image_sequence_clip_is_rendered_image_by_image() -> None:
+    import dataclasses
+
+    from engine.assembly.timeline_document import ClipSource
+
+    document = _document(Fraction(24))
+    clips = list(document.video_clips)
+    # clip 2 becomes a flip-book of 3 images at 2 images per second
+    clips[2] = dataclasses.replace(
+        clips[2],
+        source=ClipSource(kind="image_sequence", paths=("a.png", "b.png", "c.png"), rate=2.0),
+        motion=None,
+        transition_in=None,
+        grade=None,
+    )
+    video = dataclasses.replace(document.tracks[0], items=tuple(clips))
+    edited = dataclasses.replace(document, tracks=(video, *document.tracks[1:]))
+    assert TimelineDocument.from_json(edited.to_json()) == edited  # round trip
+    plan = edited.render_plan()
+    assert plan.image_at is not None
+    assert plan.still_paths[2:5] == ("a.png", "b.png", "c.png")
+    assert plan.still_paths[5] == clips[3].source.paths[0]
+    assert [plan.image_at(2, t) for t in (-0.1, 0.0, 0.49, 0.5, 1.2, 60.0)] == [2, 2, 2, 3, 4, 4]
+    assert plan.image_at(3, 0.7) == 5
+
+    # the renderer shows them: each image a flat colour, no move, no grade
+    colours = [np.full((36, 64, 3), 10 * i, np.uint8) for i in range(len(plan.still_paths))]
+    renderer = FrameRenderer(
+        plan.shots,
+        Timeline(plan.shots, fps=24.0, crossfade_seconds=0.5, transition_seconds={}),
+        colours.__getitem__,
+        FrameStyle(motions={2: plan.motions[2]}, image_at=plan.image_at),
+    )
+    start = clips[2].start.seconds
+    for offset, image in ((0.1, 2), (0.6, 3), (1.1, 4), (1.6, 4)):
+        if start + offset < clips[2].end.seconds - 0.3:
+            frame = round((start + offset) * 24)
+            assert int(renderer.render(frame)[0, 0, 0]) == 10 * image, offset
+            assert int(renderer.render_i420(frame, (64, 36))[0, 0]) == int(
+                16 + 219 * 10 * image / 255 + 0.5
+            )
