@@ -29,6 +29,7 @@ import json
 import logging
 import mimetypes
 import os
+import posixpath
 import re
 import shutil
 import time
@@ -95,6 +96,8 @@ _CATEGORY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _EXTENSION = re.compile(r"^[a-z0-9]{1,10}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
+# With a limit, full-text results are ranked among the newest this many matches.
+RANK_WINDOW = 1000
 
 
 def _slug(name: str) -> str:
@@ -274,20 +277,32 @@ class AssetManager:
 
     # -- paths ----------------------------------------------------------------------
 
-    def _record_path(self, project: Project, rel_path: str) -> Path:
-        """The absolute path of a record's file; refuses one that leads outside."""
-        candidate = Path(rel_path)
-        resolved = (project.path / candidate).resolve()
-        assets_root = project.assets_dir.resolve()
-        if candidate.is_absolute() or not resolved.is_relative_to(assets_root):
+    def _record_path(self, project: Project, rel_path: str, *, follow_links: bool = False) -> Path:
+        """The absolute path of a record's file; refuses one that leads outside.
+
+        The check is on the text of the stored path (relative, normalised, under
+        ``assets/``), so searches pay no system call per result.  With ``follow_links``
+        (when a file is about to be read or described) links are resolved too, so a
+        symbolic link planted in ``assets/`` cannot lead outside either.
+        """
+        inside = (
+            isinstance(rel_path, str)
+            and rel_path.startswith("assets/")
+            and "\\" not in rel_path
+            and posixpath.normpath(rel_path) == rel_path
+        )
+        if inside and follow_links:
+            resolved = (project.path / rel_path).resolve()
+            inside = resolved.is_relative_to(project.assets_dir.resolve())
+        if not inside:
             raise AssetPathError(
                 f"the asset record {rel_path!r} in {project.path / 'apex.db'} points outside the "
                 "project's assets folder; the database was edited by hand or is damaged. "
                 "Restore it from backups/ or remove that record; nothing was read or changed",
-                asset_path=candidate,
+                asset_path=Path(str(rel_path)),
                 operation="resolve",
             )
-        return project.path / candidate
+        return project.path / rel_path
 
     def _locate(self, asset_path: Path | str) -> tuple[Project, Any]:
         """The project and record of an asset given by path (absolute or relative) or hash."""
@@ -394,7 +409,7 @@ class AssetManager:
         m = project.models
         existing = m.Asset.get_or_none(m.Asset.content_hash == digest)
         if existing is not None:
-            target = self._record_path(project, existing.rel_path)
+            target = self._record_path(project, existing.rel_path, follow_links=True)
             if not target.exists():  # the file was lost: put it back
                 self._write_content(target, data, source_path, digest)
             if tags:
@@ -612,7 +627,9 @@ class AssetManager:
             ``mime`` (exact, or a prefix ending in ``/``: ``"image/"``), ``min_size``,
             ``max_size`` (bytes), ``created_after``, ``created_before`` (timestamp,
             datetime or ISO string), ``metadata`` (dict: equal values at those keys),
-            ``project_id``, ``limit``.
+            ``project_id``, ``limit``.  With a ``limit``, relevance is ranked among the
+            newest :data:`RANK_WINDOW` (1000) matches, which keeps a search for a word
+            that most assets contain fast; without one, among all of them.
 
         Returns
         -------
@@ -681,10 +698,24 @@ class AssetManager:
         limit = filters.get("limit")
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             raise ParameterError("limit", limit, "an integer >= 1")
-        text = sql + (" WHERE " + " AND ".join(where) if where else "") + " " + order
+        db = project.database
+        where_sql = " WHERE " + " AND ".join(where) if where else ""
+        if match and limit is not None:
+            # BM25 costs a few microseconds per matching row; a word found in most of
+            # 10,000 assets would cost tens of ms.  With a limit, rank only the newest
+            # RANK_WINDOW matches (of the whole filter set): the cut-off row id comes
+            # from a walk of the index in row-id order, which costs no ranking.
+            cutoff = db.execute_sql(
+                f"{sql}{where_sql} ORDER BY asset_fts.rowid DESC LIMIT 1 OFFSET ?",
+                [*params, RANK_WINDOW - 1],
+            ).fetchone()
+            if cutoff is not None:
+                where_sql += " AND asset_fts.rowid >= ?"
+                params.append(cutoff[0])
+        text = f"{sql}{where_sql} {order}"
         if limit is not None:
             text += f" LIMIT {int(limit)}"
-        rows = project.database.execute_sql(text, params).fetchall()
+        rows = db.execute_sql(text, params).fetchall()
         found: list[Path] = []
         for _, rel_path in rows:
             try:
@@ -709,7 +740,7 @@ class AssetManager:
         return self._describe(project, record)
 
     def _describe(self, project: Project, record: Any) -> dict[str, Any]:
-        path = self._record_path(project, record.rel_path)
+        path = self._record_path(project, record.rel_path, follow_links=True)
         phash = record.perceptual_hash
         return {
             "path": path,
@@ -755,7 +786,7 @@ class AssetManager:
             )
         self._bucket.acquire()
         project, record = self._locate(asset_path)
-        self._record_path(project, record.rel_path)
+        self._record_path(project, record.rel_path, follow_links=True)
         for key in ("name", "description", "prompt", "mime"):
             if key in updates and not isinstance(updates[key], str):
                 raise ParameterError(key, updates[key], "a string")

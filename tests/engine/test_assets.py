@@ -403,3 +403,50 @@ def test_disk_full_on_store_is_typed_and_leaves_nothing_behind(
     assert project.models.Asset.select().count() == 1
     assert manager.store_asset({"content": b"small again"}).exists()
     manager.close()
+
+
+def test_ranking_window_keeps_filters_and_relevance(
+    manager: AssetManager, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.assets import asset_manager as module
+
+    monkeypatch.setattr(module, "RANK_WINDOW", 3)
+    paths = []
+    for number in range(8):
+        words = "sky " * (3 if number == 6 else 1)
+        paths.append(
+            manager.store_asset(
+                {
+                    "content": f"asset {number}".encode(),
+                    "name": f"{words}shot {number}",
+                    "category": "even" if number % 2 == 0 else "odd",
+                }
+            )
+        )
+    # Ranked among the newest three matches (5, 6, 7): 6 says "sky" three times.
+    assert manager.search_assets("sky", limit=2)[0] == paths[6]
+    assert set(manager.search_assets("sky", limit=3)) == set(paths[5:])
+    # The window is taken after the filters: the newest three *even* ones.
+    assert set(manager.search_assets("sky", category="even", limit=5)) == {
+        paths[2],
+        paths[4],
+        paths[6],
+    }
+    # Without a limit every match is ranked and returned.
+    everything = manager.search_assets("sky")
+    assert len(everything) == 8 and everything[0] == paths[6]
+
+
+def test_a_link_planted_in_assets_cannot_lead_outside(
+    manager: AssetManager, tmp_path: Path
+) -> None:
+    stored = manager.store_asset({"content": b"real", "extension": "bin"})
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(b"someone else's")
+    stored.unlink()
+    stored.symlink_to(outside)
+    with pytest.raises(AssetPathError, match="points outside"):
+        manager.get_asset_metadata(stored)
+    with pytest.raises(AssetPathError):
+        manager.store_asset({"content": b"real", "extension": "bin"})  # the dedup path
+    assert outside.read_bytes() == b"someone else's"
