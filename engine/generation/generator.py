@@ -336,6 +336,7 @@ class CinematicImageGenerator:
             "draft_prompt": request.prompt,
             "energy": request.energy,
             "section": request.section,
+            "shot_index": request.shot_index,
             "palette": self._draft_palette(request),
             "conditioning": (
                 [str(conditioning["init_image"]), conditioning["strength"]]
@@ -427,6 +428,7 @@ class CinematicImageGenerator:
                 palette=palette,  # type: ignore[arg-type]
                 energy=float(request.energy),
                 section=request.section,
+                shot_index=request.shot_index,
             )
         )
 
@@ -656,7 +658,10 @@ class CinematicImageGenerator:
         if not requests:
             raise ParameterError("requests", [], "one or more generation requests")
         started = time.perf_counter()
-        jobs = [self._prepare(r) for r in requests]
+        jobs = [
+            self._prepare(r if r.shot_index else dataclasses.replace(r, shot_index=i))
+            for i, r in enumerate(requests)
+        ]
         bible = self.style.style_bible
         has_look = bible is not None and bool(bible.palette or bible.reference_images)
         results = self._run(jobs, style=has_look or None)

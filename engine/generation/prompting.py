@@ -290,6 +290,10 @@ class GenerationRequest:
         0..1, the music's intensity under this shot (drives the procedural backend).
     section : str
         The song section under this shot (``"chorus"``...).
+    shot_index : int
+        Position of the shot in the video (the ``stills`` backend picks the user's
+        image by it; :meth:`CinematicImageGenerator.generate_image_sequence` uses the
+        position in the list when this is 0).
     """
 
     prompt: str
@@ -316,6 +320,7 @@ class GenerationRequest:
     strict_prompt: bool = False
     energy: float = 0.5
     section: str = ""
+    shot_index: int = 0
 
     def __post_init__(self) -> None:
         if not isinstance(self.prompt, str) or not self.prompt.strip():
@@ -353,6 +358,12 @@ class GenerationRequest:
             raise ParameterError("variants", self.variants, "an integer in 1..16")
         if not isinstance(self.energy, int | float) or not 0.0 <= self.energy <= 1.0:
             raise ParameterError("energy", self.energy, "0.0..1.0")
+        if (
+            isinstance(self.shot_index, bool)
+            or not isinstance(self.shot_index, int)
+            or (self.shot_index < 0)
+        ):
+            raise ParameterError("shot_index", self.shot_index, "an integer >= 0")
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready copy of every field."""

@@ -240,3 +240,17 @@ def test_diffusers_batch_seeds_and_character_img2img(tiny_sd15: Path, tmp_path: 
     assert conditioned["character_conditioning"]["method"] == "img2img"
     assert conditioned["character_consistency"]["character_id"] == "mara"
     assert backend.stats()["batches"] == 3
+
+
+def test_sequence_on_the_stills_backend_takes_the_users_images_in_order(tmp_path: Path) -> None:
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    colours = [(200, 30, 30), (30, 200, 30), (30, 30, 200)]
+    for i, colour in enumerate(colours):
+        _save(folder / f"shot{i + 1}.png", np.full((176, 320, 3), colour, np.uint8))
+    config = {"backend_order": ["stills"], "images_dir": str(folder)}
+    generator = CinematicImageGenerator(tmp_path / "project", config, tokenizer=COUNT)
+    summary = generator.generate_sequence([_request(f"shot {i}") for i in range(3)])
+    for result, colour in zip(summary["images"], colours, strict=True):
+        assert result["backend"] == "stills" and not result["draft"]
+        assert tuple(_read(result["path"])[88, 160]) == colour
