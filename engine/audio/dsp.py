@@ -103,6 +103,7 @@ def stft_reduce(
             out = np.empty((part.shape[0], count), dtype=part.dtype)
         out[:, start : start + part.shape[1]] = part
         start += part.shape[1]
+        del power, part  # before the next block is made: one block alive at a time
     assert out is not None  # there is always at least one frame
     return out
 

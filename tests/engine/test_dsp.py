@@ -73,3 +73,29 @@ def test_small_blocks_give_the_same_spectrum(monkeypatch: pytest.MonkeyPatch, le
         y, n_fft=1024, hop_length=256, reduce=lambda p: p.sum(axis=0, keepdims=True)
     )
     assert np.allclose(sums[0], whole.sum(axis=0), rtol=1e-5)
+
+
+def test_block_memory_does_not_grow_with_the_song() -> None:
+    """Peak memory of block-wise STFT reductions: the same for 30 s and 180 s of audio."""
+    import tracemalloc
+
+    from engine.audio.dsp import stft_reduce
+    from engine.audio.features import pitch_class_profile
+
+    def peak_bytes(seconds: int) -> tuple[int, int]:
+        y = np.random.default_rng(2).normal(0, 0.1, 22050 * seconds).astype(np.float32)
+        peaks = []
+        for run in (
+            lambda: stft_reduce(y, n_fft=2048, hop_length=512, reduce=lambda p: p[:4]),
+            lambda: pitch_class_profile(y, 22050),
+        ):
+            tracemalloc.start()
+            run()
+            peaks.append(tracemalloc.get_traced_memory()[1])
+            tracemalloc.stop()
+        return peaks[0], peaks[1]
+
+    short, long = peak_bytes(30), peak_bytes(180)  # 30 s: at least one whole block
+    # The output grows (4 rows of float32 per frame: 0.1 MB for 180 s); nothing else may.
+    assert long[0] < short[0] + 2**20
+    assert long[1] < short[1] + 2**20
