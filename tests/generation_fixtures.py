@@ -397,3 +397,25 @@ def make_tiny_lora(
 def write_json(path: Path, data: dict[str, Any]) -> None:
     """Small helper for tests that hand-write configs."""
     path.write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def one_torch_thread() -> Any:
+    """Context manager: run torch on one CPU thread, restoring the previous count after.
+
+    The tiny models are all per-operator overhead; on a busy machine two threads per
+    process make them 5-20x slower (measured), one thread keeps the tests quick.
+    """
+    import contextlib
+
+    import torch
+
+    @contextlib.contextmanager
+    def manager() -> Any:
+        before = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(before)
+
+    return manager()

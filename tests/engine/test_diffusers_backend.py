@@ -26,10 +26,16 @@ from engine.generation.device import select_device  # noqa: E402
 from engine.generation.diffusers_backend import DiffusersBackend, DiffusionRequest  # noqa: E402
 from engine.generation.lora import LoraBaseMismatchError, LoraSpec  # noqa: E402
 from engine.generation.types import StillRequest  # noqa: E402
-from tests.generation_fixtures import make_tiny_lora  # noqa: E402
+from tests.generation_fixtures import make_tiny_lora, one_torch_thread  # noqa: E402
 
 SIZE = 32
 STEPS = 2
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> Any:
+    with one_torch_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

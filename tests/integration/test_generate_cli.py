@@ -10,6 +10,14 @@ import numpy as np
 import pytest
 
 from engine.cli import main
+from tests.generation_fixtures import one_torch_thread
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> object:
+    pytest.importorskip("torch")
+    with one_torch_thread():
+        yield
 
 
 def _read(path: Path) -> np.ndarray:
