@@ -629,6 +629,25 @@ def test_import_copies_into_the_kind_folder_and_records_it(tmp_path: Path) -> No
     assert not (models / "checkpoints" / "bad.safetensors").exists()
 
 
+def test_import_a_diffusers_folder(tmp_path: Path) -> None:
+    src = tmp_path / "in" / "my-sd15"
+    shipped = pipeline_config_dir("sd15")
+    for part in ("unet", "vae", "text_encoder", "scheduler", "tokenizer"):
+        (src / part).mkdir(parents=True)
+        for f in (shipped / part).iterdir():
+            (src / part / f.name).write_bytes(f.read_bytes())
+    (src / "model_index.json").write_bytes((shipped / "model_index.json").read_bytes())
+    models = tmp_path / "models"
+    models.mkdir()
+    entry, info = import_model(src, models)
+    assert (info.format, info.family) == ("diffusers", "sd15")
+    assert (models / "checkpoints" / "my-sd15" / "unet" / "config.json").is_file()
+    assert (entry.name, entry.file, entry.sha256) == ("my-sd15", "checkpoints/my-sd15", "")
+    assert [r.status for r in verify_entries(Manifest(models / "manifest.toml"), models)] == [
+        "UNCHECKED"
+    ]
+
+
 # --- pull against a local Hub-like server ------------------------------------------------
 
 
