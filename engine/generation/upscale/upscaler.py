@@ -238,7 +238,7 @@ def resolve_upscaler(model: str | Path | None, models_dir: Path | str | None) ->
     if path.is_file():
         return path
     for candidate in list_upscalers(models_dir):
-        if candidate.stem == text or candidate.name == text:
+        if text in (candidate.stem, candidate.name):
             return candidate
     found = [p.name for p in list_upscalers(models_dir)]
     allowed = ", ".join([*BUILTIN_MODELS, *found])
@@ -258,17 +258,23 @@ class _Loaded:
     dtype: str
 
 
-_resident: _Loaded | None = None
-_resident_lock = threading.Lock()
+class _ResidentSlot:
+    """Holds the one upscaler kept in memory between calls."""
+
+    def __init__(self) -> None:
+        self.loaded: _Loaded | None = None
+        self.lock = threading.Lock()
+
+
+_slot = _ResidentSlot()
 
 
 def release_upscaler() -> None:
     """Drop the resident upscaler (and free its GPU memory) so another stage can use it."""
-    global _resident
-    with _resident_lock:
-        if _resident is not None:
-            log.debug("releasing upscaler %s", _resident.name)
-        _resident = None
+    with _slot.lock:
+        if _slot.loaded is not None:
+            log.debug("releasing upscaler %s", _slot.loaded.name)
+        _slot.loaded = None
     try:
         import torch
     except ImportError:  # pragma: no cover - torch-less install
@@ -291,7 +297,6 @@ def load_upscaler(path: Path | str, *, device: str = "auto", precision: str = "a
     BackendError
         torch or spandrel is missing.
     """
-    global _resident
     from engine.generation.device import select_device
     from engine.generation.model_manager.safe_load import load_state_dict
 
@@ -313,10 +318,10 @@ def load_upscaler(path: Path | str, *, device: str = "auto", precision: str = "a
     info = select_device(device, "auto" if precision == "auto" else precision)  # type: ignore[arg-type]
     stat = path.stat()
     key = (str(path.resolve()), stat.st_mtime_ns, info.torch_device, info.dtype_name)
-    with _resident_lock:
-        if _resident is not None and _resident.key == key:
-            return _resident
-        _resident = None
+    with _slot.lock:
+        if _slot.loaded is not None and _slot.loaded.key == key:
+            return _slot.loaded
+        _slot.loaded = None
         state = load_state_dict(path)
         try:
             descriptor = ModelLoader().load_from_state_dict(canonicalize_state_dict(state))
@@ -348,7 +353,7 @@ def load_upscaler(path: Path | str, *, device: str = "auto", precision: str = "a
         descriptor.to(torch.device(info.torch_device)).to(getattr(torch, dtype_name)).eval()
         if info.kind == "cuda":
             descriptor.model.to(memory_format=torch.channels_last)
-        _resident = _Loaded(
+        loaded = _Loaded(
             key=key,
             descriptor=descriptor,
             name=path.stem,
@@ -360,12 +365,13 @@ def load_upscaler(path: Path | str, *, device: str = "auto", precision: str = "a
         log.info(
             "loaded upscaler %s (%s x%d) on %s in %s",
             path.name,
-            _resident.architecture,
-            _resident.scale,
+            loaded.architecture,
+            loaded.scale,
             info.torch_device,
             dtype_name,
         )
-        return _resident
+        _slot.loaded = loaded
+        return loaded
 
 
 # ---------------------------------------------------------------------------- tiling
@@ -517,7 +523,7 @@ def upscale_image(
     models_dir: Path | str | None = None,
     device: str = "auto",
     tile: int | None = None,
-    tile_pad: int = 24,
+    tile_pad: int = 64,
     delivery_size: tuple[int, int] = DEFAULT_DELIVERY_SIZE,
     allow_fallback: bool = True,
     context: Any = None,
@@ -542,7 +548,9 @@ def upscale_image(
     tile : int or None
         Tile side in input pixels; ``None`` picks it from free memory, ``0`` disables tiling.
     tile_pad : int
-        Context pixels around each tile.
+        Context pixels around each tile.  64 makes the tiled output of the 23-block RRDB
+        match the untiled one within 1/255 (measured; 48 left 4/255 on a thin strip: the
+        network sees far).  The compact model needs only 18.
     delivery_size : tuple of int
         ``(width, height)`` of the ``broadcast`` preset.
     allow_fallback : bool
