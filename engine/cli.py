@@ -86,7 +86,9 @@ def _parser() -> argparse.ArgumentParser:
         "paths.models_dir",
     )
     render.add_argument(
-        "--device", default="auto", help="diffusers: auto (CUDA, MPS, CPU), cuda, mps or cpu"
+        "--device",
+        default=None,
+        help="diffusers: auto (CUDA, MPS, CPU), cuda, cuda:N, mps or cpu (default: config)",
     )
     render.add_argument(
         "--images",
@@ -210,8 +212,8 @@ def _render(args: argparse.Namespace) -> int:
         aspect=args.aspect,
         backend=backend,
         images_dir=args.images,
-        model=args.model,
-        device=args.device,
+        model=args.model or config["render"]["model"] or None,  # type: ignore[index]
+        device=args.device or config["render"]["device"],  # type: ignore[index]
         backend_order=order if len(order) > 1 else (),
         json_report=args.json_report,
         otio_path=args.otio,

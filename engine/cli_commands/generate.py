@@ -49,7 +49,9 @@ def register(subparsers: Any) -> None:
         "under the models folder",
     )
     parser.add_argument(
-        "--device", default="auto", help="auto (CUDA, then MPS, then CPU), cuda, mps or cpu"
+        "--device",
+        default=None,
+        help="auto (CUDA, then MPS, then CPU), cuda, cuda:N, mps or cpu (default: config)",
     )
     parser.add_argument("--seed", type=int, default=None, help="seed (default: style.seed)")
     parser.add_argument("--steps", type=int, default=None, help="denoising steps (default 25)")
@@ -124,7 +126,10 @@ def run(args: argparse.Namespace) -> int:
         from engine.generation.image_io import read_image_safely
 
         init = read_image_safely(args.init_image)
-    options: dict[str, Any] = {"model": args.model, "device": args.device}
+    options: dict[str, Any] = {
+        "model": args.model or config["render"]["model"] or None,
+        "device": args.device or config["render"]["device"],
+    }
     models_dir = config.get("paths", {}).get("models_dir")
     if models_dir:
         options["models_dir"] = Path(models_dir)
@@ -141,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
         order = [args.backend]
     else:
         order = list(config["render"]["backend_order"])
-        if args.model and "diffusers" not in order:
+        if options["model"] and "diffusers" not in order:
             order.insert(0, "diffusers")
     if args.backend == "diffusers":
         # asked for by name: its errors are the answer, no fallback

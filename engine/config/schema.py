@@ -221,6 +221,18 @@ SCHEMA: dict[str, Field] = {
         check=_backend_order,
         help="Image backends to try, in order, when the command line names none.",
     ),
+    "render.model": Field(
+        type=str,
+        default="",
+        help="Stable Diffusion checkpoint for the diffusers backend: a .safetensors file, a "
+        "diffusers folder, or a name under paths.models_dir (--model overrides it).",
+    ),
+    "render.device": Field(
+        type=str,
+        default="auto",
+        choices=("auto", "cuda", "mps", "cpu"),
+        help="Where the diffusers backend runs: auto tries CUDA, then MPS, then the CPU.",
+    ),
     "render.crossfade_seconds": Field(
         type=float,
         default=0.5,
