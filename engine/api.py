@@ -49,6 +49,7 @@ from engine.generation.model_manager import ModelInfo, identify_model
 from engine.generation.model_manager.registry import FoundModel, scan_models
 from engine.generation.prompting import GenerationRequest
 from engine.generation.style_bible import StylePersistenceManager
+from engine.generation.upscale import upscale_file, upscale_image
 from engine.grading.grader import ColorGrader
 from engine.orchestrator.render_pipeline import PRESET_NAMES, RenderRequest, render_video
 from engine.planning.shots import Shot, ShotList, plan_shots
@@ -108,6 +109,8 @@ __all__ = [
     "save_timeline",
     "scan_models",
     "timeline_from_plan",
+    "upscale_file",
+    "upscale_image",
 ]
 
 # AssetManager and Project are imported on first use: they bring in peewee, and

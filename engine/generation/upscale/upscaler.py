@@ -146,7 +146,13 @@ def target_for_preset(
 
 
 def _upscalers_dir(models_dir: Path | str | None) -> Path:
-    return Path("models" if models_dir is None else models_dir).expanduser() / "upscalers"
+    """Where converted upscalers go: ``upscalers/`` (``upscale_models/`` in a ComfyUI
+    folder, ``ESRGAN/`` in an A1111 one)."""
+    from engine.generation.model_manager.registry import folder_for_kind
+
+    return folder_for_kind(
+        Path("models" if models_dir is None else models_dir).expanduser(), "upscaler"
+    )
 
 
 _verified: dict[tuple[str, int, int], bool] = {}
@@ -208,11 +214,20 @@ def ensure_default_upscaler(models_dir: Path | str | None, name: str = DEFAULT_M
 
 
 def list_upscalers(models_dir: Path | str | None) -> list[Path]:
-    """Weight files in ``models_dir/upscalers/``, sorted by name."""
-    folder = _upscalers_dir(models_dir)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in _WEIGHT_SUFFIXES)
+    """Weight files in the upscaler folders of ``models_dir`` (any of our, ComfyUI's or
+    A1111's folder names), sorted by name."""
+    from engine.generation.model_manager.registry import LAYOUTS
+
+    root = Path("models" if models_dir is None else models_dir).expanduser()
+    names = {name for layout in LAYOUTS.values() for name in layout.get("upscaler", ())}
+    found = [
+        path
+        for name in sorted(names)
+        if (root / name).is_dir()
+        for path in (root / name).iterdir()
+        if path.suffix.lower() in _WEIGHT_SUFFIXES
+    ]
+    return sorted(found, key=lambda path: path.name)
 
 
 def resolve_upscaler(model: str | Path | None, models_dir: Path | str | None) -> Path:
