@@ -252,8 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore")
 
+    import diffusers
     import torch
 
+    diffusers.utils.logging.set_verbosity_error()
     device = args.device
     if args.tiny and device == "cpu":
         # Tiny models are all per-operator overhead: one thread avoids thread contention.

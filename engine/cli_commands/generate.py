@@ -6,7 +6,9 @@ configuration's ``render.backend_order`` is tried in order (a backend that fails
 logged and the next one used).  ``procedural`` is a DRAFT painter, and says so.
 
 ``--variants N`` writes N images with seeds ``SEED``, ``SEED+1``, ...: ``OUT.png`` for one,
-``OUT-1.png`` .. ``OUT-N.png`` for several.  ``--init-image IMG --strength S`` repaints
+``OUT-1.png`` .. ``OUT-N.png`` for several, each scored with the generator's variant score
+(:func:`engine.generation.generator.score_image`: sharpness and exposure) and the best
+named.  ``--init-image IMG --strength S`` repaints
 an existing picture (img2img; diffusers only).
 """
 
@@ -185,7 +187,17 @@ def run(args: argparse.Namespace) -> int:
             for s in seeds
         ]
     label = " (procedural DRAFT)" if backend.is_draft else f" ({backend.name})"
-    for path, image, s in zip(outputs, images, seeds, strict=True):
+    scores: list[float] = []
+    if len(images) > 1:
+        # the generator's documented variant score (sharpness and exposure)
+        from engine.generation.generator import score_image
+
+        scores = [score_image(image)["total"] for image in images]
+    for index, (path, image, s) in enumerate(zip(outputs, images, seeds, strict=True)):
         _write_png(path, image)
-        print(f"wrote {path}: {image.shape[1]}x{image.shape[0]}, seed {s}{label}")
+        score = f", score {scores[index]:.3f}" if scores else ""
+        print(f"wrote {path}: {image.shape[1]}x{image.shape[0]}, seed {s}{score}{label}")
+    if scores:
+        best = max(range(len(scores)), key=lambda i: (scores[i], -seeds[i]))
+        print(f"best: {outputs[best]} (seed {seeds[best]}, score {scores[best]:.3f})")
     return 0

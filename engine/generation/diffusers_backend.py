@@ -211,7 +211,8 @@ def apply_speed_optimisations(pipe: Any, *, compile_unet: bool) -> list[str]:
         except (ValueError, RuntimeError, AttributeError) as err:
             log.info("fused QKV projections unavailable: %s", err)
     if compile_unet:
-        pipe.unet = torch.compile(pipe.unet, mode="max-autotune-no-cudagraphs")
+        # default mode: max-autotune spends many minutes tuning SDXL's GEMMs
+        pipe.unet = torch.compile(pipe.unet)
         applied.append("torch.compile(unet)")
     return applied
 

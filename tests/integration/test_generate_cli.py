@@ -58,7 +58,8 @@ def test_generate_with_the_diffusers_backend_writes_seeded_variants(
     assert a.shape == (48, 32, 3)
     assert not np.array_equal(a, b)  # seeds 5 and 6
     printed = capsys.readouterr().out
-    assert "seed 5 (diffusers)" in printed and "seed 6 (diffusers)" in printed
+    assert "seed 5, score " in printed and "seed 6, score " in printed
+    assert "(diffusers)" in printed and "best: " in printed
     # same seed again: same pixels; then img2img from the first image
     again = tmp_path / "again.png"
     argv_one = [*argv[:3], str(again), *argv[4:]]
