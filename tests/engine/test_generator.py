@@ -209,12 +209,20 @@ def test_upscale_delegates_to_the_upscaler(tmp_path: Path) -> None:
 def tiny_sd15(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("torch")
     pytest.importorskip("diffusers")
-    from tests.generation_fixtures import save_tiny_sd15_folder
+    from tests.generation_fixtures import one_torch_thread, save_tiny_sd15_folder
 
-    return save_tiny_sd15_folder(tmp_path_factory.mktemp("sd") / "tiny-sd15")
+    with one_torch_thread():
+        return save_tiny_sd15_folder(tmp_path_factory.mktemp("sd") / "tiny-sd15")
 
 
 def test_diffusers_batch_seeds_and_character_img2img(tiny_sd15: Path, tmp_path: Path) -> None:
+    from tests.generation_fixtures import one_torch_thread
+
+    with one_torch_thread():  # the tiny model is all per-operator overhead
+        _diffusers_batch_seeds_and_character_img2img(tiny_sd15, tmp_path)
+
+
+def _diffusers_batch_seeds_and_character_img2img(tiny_sd15: Path, tmp_path: Path) -> None:
     config = {"backend_order": ["diffusers"], "model": str(tiny_sd15), "device": "cpu"}
     generator = CinematicImageGenerator(tmp_path / "p1", config, tokenizer=COUNT)
     mara_png = _save(tmp_path / "mara.png", draw_figure("A", size=64))
