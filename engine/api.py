@@ -43,8 +43,12 @@ from engine.events import (
     JobQueued,
     JobStarted,
 )
+from engine.generation.backends import create_backend, create_first_available
 from engine.generation.characters import CharacterConsistencyManager
+from engine.generation.device import DeviceInfo, select_device
+from engine.generation.diffusers_backend import DiffusersBackend, DiffusionRequest
 from engine.generation.generator import CinematicImageGenerator
+from engine.generation.lora import LoraBaseMismatchError, LoraSpec
 from engine.generation.model_manager import ModelInfo, identify_model
 from engine.generation.model_manager.registry import FoundModel, scan_models
 from engine.generation.prompting import GenerationRequest
@@ -75,6 +79,9 @@ __all__ = [
     "ConfigManager",
     "ConfigurationError",
     "CorruptModelError",
+    "DeviceInfo",
+    "DiffusersBackend",
+    "DiffusionRequest",
     "FoundModel",
     "GenerationError",
     "GenerationRequest",
@@ -85,6 +92,8 @@ __all__ = [
     "JobProgress",
     "JobQueued",
     "JobStarted",
+    "LoraBaseMismatchError",
+    "LoraSpec",
     "MediaInputError",
     "ModelError",
     "ModelInfo",
@@ -102,12 +111,15 @@ __all__ = [
     "UserInputError",
     "VideoAssembler",
     "__version__",
+    "create_backend",
+    "create_first_available",
     "identify_model",
     "load_timeline",
     "plan_shots",
     "render_video",
     "save_timeline",
     "scan_models",
+    "select_device",
     "timeline_from_plan",
     "upscale_file",
     "upscale_image",
