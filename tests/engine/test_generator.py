@@ -39,7 +39,8 @@ def _request(prompt: str = "misty pine forest", **kw: object) -> GenerationReque
 
 
 def test_single_still_is_written_atomically_with_its_result(tmp_path: Path) -> None:
-    generator = CinematicImageGenerator(tmp_path, tokenizer=COUNT)
+    pytest.importorskip("transformers")
+    generator = CinematicImageGenerator(tmp_path)  # the real, shipped CLIP tokenizer
     generator.style.load_style_bible({"seed_family": 77, "prompt_template": "teal grade"})
     result = asyncio.run(
         generator.generate_single_image(_request(scene_id="shot 1", director_style="ridley_scott"))
@@ -62,6 +63,9 @@ def test_single_still_is_written_atomically_with_its_result(tmp_path: Path) -> N
     assert result["seed"] == 77 and result["failover"] == []
     assert result["prompt"].startswith("misty pine forest, volumetric light shafts")
     assert "teal grade" in result["prompt"] and result["prompts"]["tokens_used"] <= 77
+    from engine.generation.prompting import clip_token_counter
+
+    assert result["prompts"]["tokens_used"] == clip_token_counter("sd15")(result["prompt"]) + 2
     assert set(result["timings"]) >= {"compose_s", "generate_s", "write_s", "total_s"}
     assert 0 <= result["score"]["total"] <= 1
     sidecar = json.loads(path.with_suffix(".json").read_text())
