@@ -8,10 +8,12 @@ drawn from a 400-word vocabulary with a Zipf-like law, so common words match tho
 of assets and rare ones a handful.  Then 600 searches of six kinds are timed (one word,
 two words, a prefix, a word + category, a word + tag, a tag only), with ``limit=50``
 as the CLI and GUI ask, plus the same one-word queries without a limit.  The target:
-search p95 <= 20 ms.
+search p95 <= 20 ms.  Then 1,000 jobs are queued in one batch (priorities, chains of
+ten linked by dependencies) and drained by one worker (claim + complete): jobs per second.
 
     .venv/bin/python benchmarks/assets_scale.py                   # 10,000 assets
     .venv/bin/python benchmarks/assets_scale.py --assets 1000     # quicker
+    .venv/bin/python benchmarks/assets_scale.py --assets 0        # only the job queue
     .venv/bin/python benchmarks/assets_scale.py --json out/assets_scale.json
 """
 
@@ -153,20 +155,74 @@ def run(*, assets: int, searches: int, folder: Path, seed: int) -> dict[str, Any
     }
 
 
+def run_jobs(*, jobs: int, folder: Path, seed: int) -> dict[str, Any]:
+    """Queue ``jobs`` jobs (one batch, chains of ten by dependency), then drain them.
+
+    One worker claims and completes each job: two write transactions per job, as a real
+    worker does, each committed at ``synchronous=FULL``.
+    """
+    from engine.assets.project import Project
+    from engine.orchestrator.job_queue import JobQueue
+
+    rng = random.Random(seed)
+    project = Project.create(folder / "jobs")
+    queue = JobQueue(project.database)
+    requests: list[dict[str, Any]] = []
+    for index in range(jobs):
+        request: dict[str, Any] = {
+            "id": f"job{index:05d}",
+            "kind": rng.choice(["analyse", "plan", "generate", "upscale", "assemble", "qa"]),
+            "priority": rng.randint(0, 9),
+            "payload": {"shot": index},
+        }
+        if index % 10:
+            request["depends_on"] = [f"job{index - 1:05d}"]
+        requests.append(request)
+    t0 = time.perf_counter()
+    queue.submit_batch(requests)
+    submit_s = time.perf_counter() - t0
+    claim_times: list[float] = []
+    t0 = time.perf_counter()
+    while True:
+        t1 = time.perf_counter()
+        job = queue.claim("bench")
+        claim_times.append(time.perf_counter() - t1)
+        if job is None:
+            break
+        queue.complete(job.id, {"ok": True})
+    drain_s = time.perf_counter() - t0
+    counts = queue.counts()
+    project.close()
+    return {
+        "jobs": jobs,
+        "submit_batch_s": round(submit_s, 3),
+        "drain_s": round(drain_s, 2),
+        "jobs_per_s": round(jobs / drain_s, 1),
+        "claim": _percentiles(claim_times),
+        "succeeded": counts["succeeded"],
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--assets", type=int, default=10_000)
     parser.add_argument("--searches", type=int, default=600)
+    parser.add_argument("--jobs", type=int, default=1000, help="jobs to queue and drain (0: skip)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dir", type=Path, default=None, help="where to make the project")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     logging.getLogger("engine").setLevel(logging.WARNING)
-    with tempfile.TemporaryDirectory(dir=args.dir) as folder:
-        result = run(
-            assets=args.assets, searches=args.searches, folder=Path(folder), seed=args.seed
-        )
+    result: dict[str, Any] = {}
+    if args.assets > 0:
+        with tempfile.TemporaryDirectory(dir=args.dir) as folder:
+            result = run(
+                assets=args.assets, searches=args.searches, folder=Path(folder), seed=args.seed
+            )
+    if args.jobs > 0:
+        with tempfile.TemporaryDirectory(dir=args.dir) as folder:
+            result["job_queue"] = run_jobs(jobs=args.jobs, folder=Path(folder), seed=args.seed)
     result["machine"] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),
