@@ -167,15 +167,18 @@ def _parse_preset(path: Path, kind: str) -> StylePreset:
     )
 
 
-@functools.cache
-def _presets_in(folder: Path, kind: str) -> Mapping[str, StylePreset]:
+@functools.lru_cache(maxsize=32)
+def _presets_in(
+    folder: Path, kind: str, stamp: tuple[tuple[str, int, int], ...]
+) -> Mapping[str, StylePreset]:
+    del stamp  # part of the cache key only: an edited or added file is read again
     return MappingProxyType(
         {p.stem: _parse_preset(p, kind) for p in sorted((folder / kind).glob("*.toml"))}
     )
 
 
 def load_presets(kind: str, *, styles_dir: Path | None = None) -> Mapping[str, StylePreset]:
-    """Every preset of one kind, by id (parsed once per folder and cached).
+    """Every preset of one kind, by id (parsed again only when a file changes).
 
     Parameters
     ----------
@@ -191,7 +194,9 @@ def load_presets(kind: str, *, styles_dir: Path | None = None) -> Mapping[str, S
     """
     if kind not in _KINDS:
         raise ParameterError("kind", kind, f"one of {', '.join(_KINDS)}")
-    return _presets_in(Path(styles_dir or STYLES_DIR).resolve(), kind)
+    folder = Path(styles_dir or STYLES_DIR).resolve()
+    stamp = tuple((p.name, p.stat().st_mtime_ns) for p in sorted((folder / kind).glob("*.toml")))
+    return _presets_in(folder, kind, stamp)
 
 
 def normalise_style_name(name: str) -> str:

@@ -71,6 +71,11 @@ def test_a_broken_preset_file_names_the_file_and_field(tmp_path: Path) -> None:
     )
     with pytest.raises(ParameterError, match=r"colours.toml: palette"):
         load_presets("genres", styles_dir=other)
+    # Fixing the file is picked up without restarting.
+    (other / "genres" / "colours.toml").write_text(
+        'name = "C"\nsummary = "x"\npositive = ["a"]\npalette = ["#ff0000"]\n'
+    )
+    assert load_presets("genres", styles_dir=other)["colours"].palette == ((255, 0, 0),)
 
 
 # ---------------------------------------------------------------- request
