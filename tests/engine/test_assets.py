@@ -450,3 +450,18 @@ def test_a_link_planted_in_assets_cannot_lead_outside(
     with pytest.raises(AssetPathError):
         manager.store_asset({"content": b"real", "extension": "bin"})  # the dedup path
     assert outside.read_bytes() == b"someone else's"
+
+
+def test_a_file_left_by_a_killed_store_is_adopted(manager: AssetManager) -> None:
+    import hashlib
+
+    content = b"written, then the process was killed before the database commit"
+    digest = hashlib.sha256(content).hexdigest()
+    project = manager.project()
+    orphan = project.path / "assets" / digest[:2] / f"{digest}.bin"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(content)
+    assert manager.search_assets() == []
+    stored = manager.store_asset({"content": content, "extension": "bin", "name": "adopted"})
+    assert stored == orphan and manager.search_assets("adopted") == [orphan]
+    assert [p for p in (project.path / "assets").rglob("*") if p.is_file()] == [orphan]
