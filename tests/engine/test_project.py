@@ -241,3 +241,42 @@ def test_disk_full_on_save_is_typed_and_keeps_the_previous_file(small_fs: Path) 
     project.update(document={"blob": "fits now"})
     assert project.save() == 2
     project.close()
+
+
+def test_save_while_another_process_holds_the_database_writes_nothing(tmp_path: Path) -> None:
+    import sys
+
+    from engine.storage import DatabaseLockedError
+
+    root = tmp_path / "p"
+    project = Project.create(root, busy_timeout_s=0.3)
+    before = (root / PROJECT_FILE).read_bytes()
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys\n"
+            "c = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "c.execute('BEGIN IMMEDIATE')\n"
+            "print('locked', flush=True)\n"
+            "sys.stdin.readline()\n",
+            str(root / "apex.db"),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        project.update(document={"edit": 1})
+        with pytest.raises(DatabaseLockedError, match="another process"):
+            project.save()
+        assert (root / PROJECT_FILE).read_bytes() == before
+        assert project.revision == 0 and project.dirty
+    finally:
+        assert holder.stdin is not None
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(timeout=10)
+    assert project.save() == 1
+    project.close()
