@@ -110,6 +110,10 @@ _FILLED = 0.3  # the weak beats' onsets (all bands) at least this fraction of th
 # Twice a tempo this slow is favoured by the prior over it by so much that no backbeat
 # vetoes the doubling: 56.6 BPM, where the log prior's difference reaches 0.6.
 _BACKBEAT_VETO_MIN_BPM = 56.6
+# A faster level stands for a half-time groove when the prior prefers it by this much (in
+# octaves of distance from 120 BPM): the slower level is then at most 76.5 BPM.
+_PRIOR_MARGIN_OCTAVES = 0.3
+_CLEAR_HIT = 0.7  # of the median accent at the beats: a clear kick or snare hit
 _KICK_PULSE = 0.5  # the weaker of the two alternate beats' median kicks, over the stronger's
 _MIN_GRID_BEATS = 8  # fewer beats than this say nothing about the metrical level
 _SNAP_SECONDS = 0.030
@@ -371,6 +375,62 @@ def _midpoints(frames: np.ndarray) -> np.ndarray:
     return 0.5 * (frames[:-1] + frames[1:])
 
 
+def _nest(slow: np.ndarray, fast: np.ndarray, accent: np.ndarray) -> np.ndarray:
+    """The grid tracked at twice the tempo, made to hold the beats of the slower grid.
+
+    A faster metrical level holds every beat of the slower one.  Where the grid tracked at
+    the faster tempo (``fast``) misses a run of slow beats (none within a tenth of its
+    beat) and those slow beats carry more accent (``accent``) than the fast ones beside
+    them, the fast grid had drifted onto the off-beats there (off-beat hi-hats outweighing
+    kicks on 1 and 3, say): in that stretch the slow beats are kept and each gap gets the
+    tracked beat nearest its middle when that lies in the middle third of the gap (a pushed
+    or laid-back rhythm), else the midpoint.
+    """
+    if slow.size < 3 or fast.size < 2:
+        return fast
+    _, off = _merge_grid(slow, fast, 0.5 * float(np.median(np.diff(slow))))
+    if not off.any():
+        return fast
+    # Only stretches whose slow beats are clear hits (kicks, snares) are nested: in a quiet
+    # pad-only outro neither grid has much to go on.
+    hits = _values_at(accent, slow)
+    clear = _CLEAR_HIT * float(np.median(hits))
+    runs = np.flatnonzero(np.diff(np.concatenate([[0], off.astype(np.int8), [0]])))
+    parts, cursor = [], -np.inf
+    for first, stop in zip(runs[0::2], runs[1::2], strict=True):
+        lo, hi = max(0, int(first) - 1), min(slow.size - 1, int(stop))
+        segment = slow[lo : hi + 1]
+        inside = (fast > segment[0]) & (fast < segment[-1])
+        run_hits = hits[first:stop]
+        if (
+            not inside.any()
+            or cursor >= segment[0]
+            or float(np.median(run_hits)) < clear
+            or float(np.mean(run_hits)) <= float(np.mean(_values_at(accent, fast[inside])))
+        ):
+            continue
+        middle = _midpoints(segment)
+        pos = np.clip(np.searchsorted(fast, middle), 1, fast.size - 1)
+        left, right = fast[pos - 1], fast[pos]
+        nearest = np.where(np.abs(left - middle) <= np.abs(right - middle), left, right)
+        centred = np.abs(nearest - middle) <= np.diff(segment) / 6.0
+        nested = np.empty(2 * segment.size - 1)
+        nested[0::2], nested[1::2] = segment, np.where(centred, nearest, middle)
+        # The ends of the stretch are slow beats the fast grid agrees with (kept as tracked),
+        # unless the run reaches the end of the song.
+        margin = 0.25 * float(np.median(np.diff(nested)))
+        start = segment[0] - margin if off[lo] else segment[0] + margin
+        end = segment[-1] + margin if off[hi] else segment[-1] - margin
+        parts.append(fast[(fast > cursor) & (fast < start)])
+        parts.append(nested[(nested > start) & (nested < end)])
+        cursor = end
+        log.debug("grid at double tempo off the slow beats %d..%d: nested", first, stop - 1)
+    if not parts:
+        return fast
+    parts.append(fast[fast > cursor])
+    return np.concatenate(parts)
+
+
 def _interleave_ratio(first: np.ndarray, second: np.ndarray) -> float:
     """How evenly two interleaved grids share the accents: weaker / stronger, 0..1.
 
@@ -439,6 +499,41 @@ def _gaps_filled(env: _Envelopes, strong: np.ndarray) -> bool:
     return float(np.median(between)) >= _FILLED * max(at_beats, 1e-6)
 
 
+def _between(slow: np.ndarray, fast: np.ndarray) -> np.ndarray:
+    """The beats of ``fast`` that are not (within a quarter of its beat) beats of ``slow``."""
+    if slow.size == 0 or fast.size < 2:
+        return fast
+    pos = np.clip(np.searchsorted(slow, fast), 1, max(1, slow.size - 1))
+    left = slow[np.minimum(pos - 1, slow.size - 1)]
+    right = slow[np.minimum(pos, slow.size - 1)]
+    distance = np.minimum(np.abs(fast - left), np.abs(fast - right))
+    return fast[distance > 0.25 * float(np.median(np.diff(fast)))]
+
+
+def _subdivided_fast_level(
+    env: _Envelopes, slow: np.ndarray, fast: np.ndarray, slow_bpm: float
+) -> bool:
+    """Whether the faster of two nested levels is the beat of a half-time groove.
+
+    True when the prior clearly prefers the faster level (it is nearer 120 BPM by
+    :data:`_PRIOR_MARGIN_OCTAVES`, so the slower one is at most 76 BPM), the faster level's
+    beats between the slow ones are played (onsets, all bands, at least :data:`_FILLED` of
+    those at the slow beats: a swung eighth misses them) and the faster level is itself
+    played through (:func:`_gaps_filled`): at the slower level the steady texture would be
+    sixteenth notes, at the faster one eighths.  Kick on 1 and snare on 3 at 140 BPM is
+    then 140 BPM, although kick and snare alternate on the beats at 70; a slow song whose
+    subdivisions stop at the eighths (a 72 BPM ballad, half-time or not) keeps its tempo.
+    """
+    margin = abs(math.log2(slow_bpm / _PRIOR_BPM)) - abs(math.log2(2.0 * slow_bpm / _PRIOR_BPM))
+    return bool(
+        margin >= _PRIOR_MARGIN_OCTAVES
+        and fast.size >= _MIN_GRID_BEATS
+        and float(np.median(_values_at(env.presence, _between(slow, fast))))
+        >= _FILLED * float(np.median(_values_at(env.presence, slow)))
+        and _gaps_filled(env, fast)
+    )
+
+
 def _alternation(env: _Envelopes, frames: np.ndarray) -> tuple[float, bool]:
     """Evenness of every other beat's accents, and whether the even beats are stronger."""
     on_beat = _values_at(env.accent, frames)
@@ -462,7 +557,7 @@ def _track_grid(
     frames = _dp_beats(dp_env, bpm, tightness)
     log.debug("tempo candidate %.1f BPM", bpm)
     while 2.0 * bpm <= _MAX_DOUBLED_BPM:
-        fast = _dp_beats(dp_env, 2.0 * bpm, tightness)
+        fast = _nest(frames, _dp_beats(dp_env, 2.0 * bpm, tightness), env.accent)
         if fast.size < _MIN_GRID_BEATS:
             break
         evenness, _ = _alternation(env, fast)
@@ -470,6 +565,11 @@ def _track_grid(
         log.debug(
             "%.1f BPM: accent evenness at double tempo %.2f, backbeat %.2f", bpm, evenness, backbeat
         )
+        half_time = _subdivided_fast_level(env, frames, fast, bpm)
+        if half_time:
+            log.debug("%.1f BPM: both levels played through, the faster preferred: doubling", bpm)
+            bpm, frames = 2.0 * bpm, fast
+            continue
         if evenness <= _double_threshold(2.0 * bpm) and not (
             # The mirror image of the halving test below: a kick on every beat, no backbeat,
             # something between the kicks, and a faster level the prior prefers.
@@ -491,6 +591,9 @@ def _track_grid(
         if evenness >= _double_threshold(bpm):
             break
         strong = frames[0::2] if even_stronger else frames[1::2]
+        if _subdivided_fast_level(env, strong, frames, bpm / 2.0):
+            log.debug("%.1f BPM: a half-time groove played through: not halving", bpm)
+            break
         backbeat = _backbeat(env, strong)
         if (
             backbeat < _BACKBEAT

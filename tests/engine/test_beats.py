@@ -273,3 +273,101 @@ def test_synth_options_at_their_defaults_leave_the_spec_dict_alone() -> None:
         song_spec(120.0, tempo_end=300.0)
     with pytest.raises(ParameterError, match="rubato_end"):
         song_spec(120.0, rubato_end=0.9)
+
+
+# Tempo-octave traps that once tracked at half the tempo (issue 3).
+def _section_specs(*sections: tuple[str, int, float]) -> tuple[SectionSpec, ...]:
+    return tuple(SectionSpec(label=label, bars=n, energy=e) for label, n, e in sections)
+
+
+def _mp3_round_trip(audio: np.ndarray, sample_rate: int, path: Any) -> tuple[np.ndarray, int]:
+    """Encode stereo float audio as 160 kbit/s MP3 with PyAV and decode it as the app does."""
+    import av
+
+    from engine.audio.decode import decode_audio
+
+    with av.open(str(path), mode="w", format="mp3") as container:
+        stream = container.add_stream("libmp3lame", rate=sample_rate, layout="stereo")
+        stream.bit_rate = 160_000
+        frame = av.AudioFrame.from_ndarray(
+            np.ascontiguousarray(audio, dtype=np.float32), format="fltp", layout="stereo"
+        )
+        frame.sample_rate = sample_rate
+        for packet in [*stream.encode(frame), *stream.encode(None)]:
+            container.mux(packet)
+    decoded = decode_audio(path)
+    return decoded.mono(), decoded.sample_rate
+
+
+def test_half_time_edm_is_tracked_at_its_tempo_not_half() -> None:
+    """140 BPM, kick on 1 and snare on 3, hats and bass in eighths: kick and snare alternate
+    on the beats at 70 BPM, but the eighths are played too, so 70 BPM would be a groove in
+    sixteenths; the level nearer 120 BPM wins."""
+    spec = SongSpec(
+        tempo=140.0,
+        sections=_section_specs(("intro", 2, 0.3), ("verse", 4, 0.55), ("chorus", 8, 0.95)),
+        half_time=True,
+        sample_rate=SR,
+        seed=32,
+    )
+    song = synthesize_song(spec)
+    track = track_beats(song.audio.mean(axis=0), SR)
+    assert track.tempo == pytest.approx(140.0, rel=0.04)
+    assert mir_eval.beat.f_measure(np.array(song.truth["beats"]), track.times) >= 0.95
+
+
+def test_slow_half_time_ballad_keeps_its_tempo() -> None:
+    """The same drums at 72 BPM with nothing between the eighths stay at 72 BPM (144 would
+    leave its own off-beats empty)."""
+    spec = SongSpec(
+        tempo=72.0,
+        sections=_section_specs(("intro", 2, 0.2), ("verse", 4, 0.55), ("chorus", 4, 0.8)),
+        half_time=True,
+        sample_rate=SR,
+        seed=104,
+    )
+    song = synthesize_song(spec)
+    track = track_beats(song.audio.mean(axis=0), SR)
+    assert track.tempo == pytest.approx(72.0, rel=0.04)
+
+
+def test_kicks_on_1_and_3_under_off_beat_hats_from_mp3(tmp_path: Any) -> None:
+    """116 BPM, kicks on 1 and 3 only, open hats on every off-beat, a hats-only intro, from
+    MP3: the grid tracked at 116 BPM once followed the hats for half the song, so the level
+    test saw no beat on 2 and 4 and halved the tempo.  The faster grid must hold the kicks."""
+    spec = SongSpec(
+        tempo=116.0,
+        sections=_section_specs(
+            ("intro", 4, 0.2),
+            ("verse", 8, 0.42),
+            ("chorus", 4, 0.44),
+            ("verse", 4, 0.42),
+            ("chorus", 4, 0.44),
+            ("outro", 4, 0.3),
+        ),
+        key="F# minor",
+        offbeat_hats=True,
+        seed=116,
+    )
+    song = synthesize_song(spec)
+    y, sr = _mp3_round_trip(song.audio, song.sample_rate, tmp_path / "song.mp3")
+    track = track_beats(y, sr)
+    assert track.tempo == pytest.approx(116.0, rel=0.04)
+    truth = np.array(song.truth["beats"])
+    assert mir_eval.beat.f_measure(truth, track.times) >= 0.95
+
+
+def test_a_faster_grid_that_drifts_off_beat_is_nested_in_the_slower_one() -> None:
+    """Where the grid at twice the tempo sits on the off-beats of clear kicks for a stretch,
+    the kicks are kept and the gaps halved; elsewhere the tracked grid stays as it is."""
+    from engine.audio.beats import _nest
+
+    slow = np.arange(0.0, 400.0, 20.0)  # kicks every 20 frames
+    accent = np.zeros(420)
+    accent[slow.astype(int)] = 1.0
+    accent[(slow + 5).astype(int)] = 0.5  # hats a quarter of a slow beat later
+    fast = np.arange(0.0, 400.0, 10.0)
+    fast[10:20] += 5.0  # frames 105..195: on the hats
+    nested = _nest(slow, fast, accent)
+    expected = np.arange(0.0, 390.0 + 1e-9, 10.0)
+    assert nested == pytest.approx(expected)
