@@ -179,6 +179,7 @@ class _Rendered:
     failover: list[dict[str, str]]
     generate_s: float
     conditioning_applied: bool
+    model: str | None = None
 
 
 def _slug(text: str) -> str:
@@ -407,6 +408,7 @@ class CinematicImageGenerator:
                     failover=list(failover),
                     generate_s=elapsed,
                     conditioning_applied=applied,
+                    model=str(getattr(backend, "model_path", "")) or None,
                 )
                 for img in images
             ]
@@ -533,6 +535,7 @@ class CinematicImageGenerator:
             "seed": job.seed,
             "backend": rendered.backend,
             "draft": rendered.draft,
+            "model": rendered.model,
             "width": request.width,
             "height": request.height,
             "prompt": job.composed.positive,

@@ -60,6 +60,7 @@ def test_single_still_is_written_atomically_with_its_result(tmp_path: Path) -> N
     )
     np.testing.assert_array_equal(image, expected)  # the draft backend's own pixels, lossless
     assert result["backend"] == "procedural" and result["draft"] is True
+    assert result["model"] is None
     assert result["seed"] == 77 and result["failover"] == []
     assert result["prompt"].startswith("misty pine forest, volumetric light shafts")
     assert "teal grade" in result["prompt"] and result["prompts"]["tokens_used"] <= 77
@@ -239,6 +240,7 @@ def _diffusers_batch_seeds_and_character_img2img(tiny_sd15: Path, tmp_path: Path
     backend = generator._backends["diffusers"]
     assert backend.stats()["batches"] == 1 and backend.stats()["images"] == 2  # one GPU batch
     assert {r["backend"] for r in results} == {"diffusers"}
+    assert {r["model"] for r in results} == {str(tiny_sd15)}
     assert not any(r["draft"] for r in results)
     assert _read(results[0]["path"]).shape == (64, 64, 3)
     # The same seed alone gives the same picture (batching may move float rounding by 1/255).
