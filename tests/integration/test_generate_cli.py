@@ -139,7 +139,6 @@ def test_generate_errors_are_one_line(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main(["generate", "x", "-o", str(tmp_path / "x.png"), "--variants", "0"]) == 2
 
 
-@pytest.mark.slow  # a whole render (analysis, 8 shots, encode): ~30 s of CPU
 def test_render_with_the_diffusers_backend(
     tiny_song: Path, tiny_sd15_folder: Path, tmp_path: Path
 ) -> None:
