@@ -52,9 +52,10 @@ def _window(n_fft: int) -> np.ndarray:
     return get_window("hann", n_fft, fftbins=True).astype(np.float32)
 
 
-# Samples per FFT block (frames x n_fft): about 8 MiB per float32 array whatever n_fft,
-# so memory stays bounded for long songs and the FFT still runs on large batches.
-_BLOCK_SAMPLES = 2048 * 1024
+# Samples per FFT block (frames x n_fft): 2 MiB per float32 array whatever n_fft, so
+# memory stays bounded for long songs (a block's FFT, power and reductions together stay
+# near 10 MiB) while the FFT still runs on batches of 64 to 512 frames.
+_BLOCK_SAMPLES = 512 * 1024
 
 
 def _block_frames(n_fft: int) -> int:

@@ -254,10 +254,17 @@ def melspectrogram(power: np.ndarray, *, sr: float, n_mels: int = 128) -> np.nda
 
 
 def mfcc(log_mel: np.ndarray, *, n_mfcc: int = 20) -> np.ndarray:
-    """MFCCs of a log-power mel spectrogram: orthonormal DCT-II (``librosa.feature.mfcc``)."""
-    from scipy.fft import dct
+    """MFCCs of a log-power mel spectrogram: orthonormal DCT-II (``librosa.feature.mfcc``).
 
-    return dct(log_mel, axis=0, type=2, norm="ortho")[:n_mfcc]
+    Only the first ``n_mfcc`` coefficients are computed (a matrix product with those DCT
+    basis rows), so no array the size of the full transform is made.
+    """
+    n_bands = log_mel.shape[0]
+    k = np.arange(min(n_mfcc, n_bands))[:, None]
+    basis = np.cos(np.pi * k * (2 * np.arange(n_bands)[None, :] + 1) / (2 * n_bands))
+    basis *= np.sqrt(2.0 / n_bands)
+    basis[0] /= np.sqrt(2.0)
+    return basis.astype(log_mel.dtype, copy=False) @ log_mel
 
 
 def contrast_bands(
