@@ -406,7 +406,11 @@ class DiffusersBackend:
             if self.model_path.is_dir() or self._config_dir is not None:
                 log.debug("identify_checkpoint: %s (loading anyway)", err)
                 return None
-            raise BackendError(str(err), backend_name=self.name) from err
+            raise BackendError(
+                f"{err}; a checkpoint of a known layout loads with its pipeline configuration "
+                "folder given explicitly (--model-config DIR)",
+                backend_name=self.name,
+            ) from err
 
     def _from_disk(self, diffusers: Any, dtype: Any) -> Any:
         path = self.model_path

@@ -119,6 +119,18 @@ def test_single_file_checkpoint_loads_the_same_weights(
     np.testing.assert_allclose(from_file.astype(int), from_folder.astype(int), atol=1)
 
 
+def test_single_file_of_unknown_family_asks_for_a_config(
+    tiny_sd15_single_file: tuple[Path, Path],
+) -> None:
+    path, _ = tiny_sd15_single_file
+    # identify_checkpoint reads the cross-attention width (32: no known family) from the
+    # header; without a config folder the backend cannot build the pipeline and says so.
+    unknown = DiffusersBackend(path, device="cpu")
+    with pytest.raises(BackendError, match=r"cross-attention width 32.*--model-config"):
+        unknown.load()
+    assert not unknown.is_loaded
+
+
 def test_lora_changes_the_output_and_scale_zero_does_not(
     backend: DiffusersBackend, tiny_sd15_folder: Path, tmp_path: Path
 ) -> None:
