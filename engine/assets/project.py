@@ -41,7 +41,7 @@ from engine.assets.errors import (
     ProjectFileError,
     ProjectNotFoundError,
 )
-from engine.atomic_files import atomic_write_bytes, fsync_dir
+from engine.atomic_files import atomic_path, atomic_write_bytes, fsync_dir
 from engine.errors import ParameterError
 from engine.storage import (
     DEFAULT_BUSY_TIMEOUT_S,
@@ -289,6 +289,7 @@ class Project:
         recover : bool
             When the project file is broken, restore the newest valid backup of it; the
             broken file is renamed aside (``project.apex.json.broken-<time>``), not deleted.
+            When ``apex.db`` is missing, restore the newest backup's copy.
 
         Raises
         ------
@@ -300,6 +301,8 @@ class Project:
         SchemaTooNewError
             The project file or its database comes from a newer APEX Director; nothing
             was changed.
+        ProjectError
+            ``apex.db`` is missing (and ``recover`` is off, or there is no backup).
         DatabaseLockedError, DatabaseCorruptError
             From the database (see :mod:`engine.storage`).
         """
@@ -334,6 +337,8 @@ class Project:
                 raise
             raw = cls._restore_project_file(project_file, newest)
             document = _check_and_migrate(project_file, _parse(project_file, raw))
+        if not (path / DATABASE_FILE).exists():
+            cls._missing_database(path, recover=recover)
         database = open_database(path / DATABASE_FILE, busy_timeout_s=busy_timeout_s)
         project = cls(path, document, database, backup_policy=policy)
         try:
@@ -346,6 +351,33 @@ class Project:
             database.close()
             raise
         return project
+
+    @staticmethod
+    def _missing_database(path: Path, *, recover: bool) -> None:
+        """``apex.db`` is gone: restore the newest backup's copy, or say how to.
+
+        Opening would otherwise make an empty database and silently forget every asset
+        record and job.
+        """
+        target = path / DATABASE_FILE
+        backups = [b / DATABASE_FILE for b in _list_backups(path / "backups")]
+        newest = next((b for b in backups if b.exists()), None)
+        if not recover or newest is None:
+            advice = (
+                f"restore the newest backup ({newest.parent.name}) with `apex-director project "
+                "open --recover` / Project.open(path, recover=True)"
+                if newest is not None
+                else "there is no backup of it; move project.apex.json aside and create the "
+                "project again"
+            )
+            raise ProjectError(
+                f"{target} is missing (the project's assets, tags and jobs are recorded there); "
+                f"{advice}",
+                path=target,
+            )
+        with atomic_path(target) as tmp:
+            shutil.copyfile(newest, tmp)
+        log.warning("%s was missing: restored it from backup %s", target, newest.parent.name)
 
     @staticmethod
     def _restore_project_file(project_file: Path, backup: Path) -> bytes:

@@ -280,3 +280,24 @@ def test_save_while_another_process_holds_the_database_writes_nothing(tmp_path: 
         holder.wait(timeout=10)
     assert project.save() == 1
     project.close()
+
+
+def test_a_missing_database_is_not_silently_recreated(tmp_path: Path) -> None:
+    from engine.assets.errors import ProjectError
+
+    root = tmp_path / "p"
+    with Project.create(root, backup_policy=BackupPolicy(min_interval_s=0)) as project:
+        project.save()  # revision 1, backed up with its database
+    for name in ("apex.db", "apex.db-wal", "apex.db-shm"):
+        (root / name).unlink(missing_ok=True)
+    with pytest.raises(ProjectError, match=r"apex\.db is missing.*--recover"):
+        Project.open(root)
+    assert not (root / "apex.db").exists()
+    with Project.open(root, recover=True) as project:
+        assert project.database_revision() == 1
+        actions = [row.action for row in project.models.AuditLog.select()]
+        assert actions == ["project.created", "project.save"]
+    shutil.rmtree(root / "backups")
+    (root / "apex.db").unlink()
+    with pytest.raises(ProjectError, match="no backup"):
+        Project.open(root, recover=True)
