@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import math
 import threading
 import time
 import weakref
@@ -594,7 +595,10 @@ class DiffusersBackend:
                 target = self._img2img_pipe(diffusers)
                 kwargs["image"] = self._init_image(request)
                 kwargs["strength"] = request.strength
-                # img2img runs only the last ``strength`` part of the schedule
+                # img2img runs only the last ``strength`` part of the schedule: at least one step
+                if int(steps * request.strength) < 1:
+                    steps = math.ceil(1.0 / request.strength)
+                    kwargs["num_inference_steps"] = steps
                 total = max(1, int(steps * request.strength))
             else:
                 target = pipe

@@ -212,8 +212,9 @@ def run_with_memory_fallback(
         except Exception as err:
             if not is_out_of_memory(err):
                 raise
-            free_device_memory()
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
             if strategy.at_last_level:
+                free_device_memory()
                 raise GenerationError(
                     f"out of memory on {strategy.device.name} even at the leanest memory level "
                     f"({strategy.level}); generate a smaller image (--width/--height), fewer "
@@ -222,13 +223,16 @@ def run_with_memory_fallback(
                     prompt=prompt,
                     error_code="oom",
                 ) from err
-            old, new = strategy.step_down(pipe)
-            log.warning(
-                "out of memory on %s at memory level %s; retrying at %s (%s)",
-                strategy.device.name,
-                old,
-                new,
-                err,
-            )
-            if on_step is not None:
-                on_step(old, new)
+        # Out of the except block the error and its traceback (whose frames hold the failed
+        # call's activations) are gone, so freeing memory here actually frees it.
+        free_device_memory()
+        old, new = strategy.step_down(pipe)
+        log.warning(
+            "out of memory on %s at memory level %s; retrying at %s (%s)",
+            strategy.device.name,
+            old,
+            new,
+            reason,
+        )
+        if on_step is not None:
+            on_step(old, new)

@@ -92,6 +92,9 @@ def test_img2img_uses_the_init_image_and_strength(backend: DiffusersBackend) -> 
     np.testing.assert_array_equal(backend.img2img(init_a, ["a cat"], strength=0.5, **kw)[0], out_a)
     with pytest.raises(ParameterError, match="strength"):
         backend.img2img(init_a, ["a cat"], strength=0.0, **kw)
+    # 2 steps at strength 0.2 would leave no step: the backend runs enough for one
+    weak = backend.img2img(init_a, ["a cat"], strength=0.2, seeds=[3], steps=2)[0]
+    assert weak.shape == (SIZE, SIZE, 3)
 
 
 def test_scheduler_choice_changes_the_sampler(backend: DiffusersBackend) -> None:
