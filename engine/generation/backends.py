@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine.errors import BackendError, ParameterError
+from engine.errors import BackendError, ModelError, ParameterError
 from engine.generation.types import ImageBackend
 
 __all__ = [
@@ -36,10 +36,12 @@ def _check_sd_installed() -> None:
 
 
 def resolve_model_path(model: str | Path, models_dir: Path | None = None) -> Path:
-    """A model given as a path, or as a name under ``models_dir`` (or its ``checkpoints/``).
+    """A model given as a path, or as a name under ``models_dir``.
 
-    A name that matches nothing is returned as a path unchanged; loading then says it is
-    missing.
+    A name is looked up in ``models_dir``, its ``checkpoints/`` and ``diffusers/`` folders
+    (with or without ``.safetensors``), then in the checkpoint folders of a ComfyUI or A1111
+    layout through the models registry.  A name that matches nothing is returned as a path
+    unchanged; loading then says it is missing.
     """
     path = Path(model).expanduser()
     if path.exists() or models_dir is None:
@@ -49,6 +51,17 @@ def resolve_model_path(model: str | Path, models_dir: Path | None = None) -> Pat
         for candidate in (folder / str(model), folder / f"{model}.safetensors"):
             if candidate.exists():
                 return candidate
+    # ComfyUI / A1111 layouts: ask the registry (it knows their checkpoint folders)
+    try:
+        from engine.generation.model_manager.registry import scan_models
+
+        found = scan_models(base, kinds=("checkpoint",))
+    except (ImportError, ModelError) as err:
+        log.debug("no registry lookup for %s: %s", model, err)
+        return path
+    for entry in found:
+        if str(model) in (entry.path.name, entry.path.stem):
+            return entry.path
     return path
 
 

@@ -21,7 +21,11 @@ pytest.importorskip("diffusers")
 from engine.context import StageContext  # noqa: E402
 from engine.errors import BackendError, CancelledError, GenerationError, ParameterError  # noqa: E402
 from engine.events import JobProgress  # noqa: E402
-from engine.generation.backends import create_backend, create_first_available  # noqa: E402
+from engine.generation.backends import (  # noqa: E402
+    create_backend,
+    create_first_available,
+    resolve_model_path,
+)
 from engine.generation.device import select_device  # noqa: E402
 from engine.generation.diffusers_backend import DiffusersBackend, DiffusionRequest  # noqa: E402
 from engine.generation.lora import LoraBaseMismatchError, LoraSpec  # noqa: E402
@@ -292,3 +296,21 @@ def test_device_selection_on_cpu() -> None:
         with pytest.raises(ParameterError, match="no CUDA GPU"):
             select_device("cuda")
         assert select_device("auto").kind in ("cpu", "mps")
+
+
+def test_model_names_resolve_in_our_and_a1111_layouts(
+    tiny_sd15_single_file: tuple[Path, Path], tmp_path: Path
+) -> None:
+    path, _ = tiny_sd15_single_file
+    ours = tmp_path / "models"
+    (ours / "checkpoints").mkdir(parents=True)
+    shutil.copy(path, ours / "checkpoints" / "dream.safetensors")
+    assert resolve_model_path("dream", ours) == ours / "checkpoints" / "dream.safetensors"
+    a1111 = tmp_path / "webui" / "models"
+    (a1111 / "Stable-diffusion" / "sub").mkdir(parents=True)
+    shutil.copy(path, a1111 / "Stable-diffusion" / "sub" / "other.safetensors")
+    found = resolve_model_path("other", a1111)
+    # the tiny file's family is unknown, so the registry lists it with a problem; the
+    # lookup is by name and still finds it
+    assert found == a1111 / "Stable-diffusion" / "sub" / "other.safetensors"
+    assert resolve_model_path("nothing", a1111) == Path("nothing")
