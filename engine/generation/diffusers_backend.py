@@ -53,7 +53,7 @@ import numpy as np
 from engine.context import StageContext
 from engine.errors import BackendError, CancelledError, GenerationError, ModelError, ParameterError
 from engine.generation.device import DeviceInfo, select_device, torch_dtype
-from engine.generation.lora import LoraSpec, apply_loras
+from engine.generation.lora import LoraSpec, apply_loras, check_lora_context
 from engine.generation.memory_strategy import (
     MemoryStrategy,
     free_device_memory,
@@ -407,15 +407,22 @@ class DiffusersBackend:
             if self.model_path.is_dir() or self._config_dir is not None:
                 log.debug("identify_checkpoint: %s (loading anyway)", err)
                 return None
-            raise BackendError(
-                f"{err}; a checkpoint of a known layout loads with its pipeline configuration "
-                "folder given explicitly (--model-config DIR)",
-                backend_name=self.name,
-            ) from err
+            hint = (
+                "; a checkpoint of a known layout loads with its pipeline configuration "
+                "folder given explicitly (--model-config DIR)"
+                if err.error_code == "unknown_family"
+                else ""
+            )
+            raise BackendError(f"{err}{hint}", backend_name=self.name) from err
 
     def _from_disk(self, diffusers: Any, dtype: Any) -> Any:
         path = self.model_path
         info = self._identify()
+        if info is not None and info.context_dim:
+            # refuse a LoRA for another family before spending seconds loading the model
+            for spec in self._loras:
+                if spec.path.is_file():
+                    check_lora_context(spec.path, info.context_dim, info.family == "sdxl")
         if info is not None:
             self.family = self.family or info.family
             self.variants = tuple(info.variants)

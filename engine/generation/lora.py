@@ -22,6 +22,7 @@ __all__ = [
     "LoraSpec",
     "apply_loras",
     "check_lora_base",
+    "check_lora_context",
     "family_label",
     "lora_context_dim",
 ]
@@ -127,18 +128,28 @@ def check_lora_base(path: Path, pipe: Any) -> None:
     ModelError
         The file is missing, damaged or not a LoRA.
     """
-    pipe_context = int(pipe.unet.config.cross_attention_dim)
     pipe_class = type(pipe).__name__
-    is_xl = "XL" in pipe_class
+    check_lora_context(
+        path, int(pipe.unet.config.cross_attention_dim), "XL" in pipe_class, pipe_class
+    )
+
+
+def check_lora_context(
+    path: Path, model_context: int, model_is_xl: bool, pipeline_class: str = ""
+) -> None:
+    """:func:`check_lora_base` against a model known by its cross-attention width.
+
+    Used before a model is loaded, from what ``identify_checkpoint`` read in its header.
+    """
     lora_context, lora_family = lora_context_dim(path)
     if lora_context is None:
-        mismatch = lora_family is not None and (lora_family == "sdxl") != is_xl
+        mismatch = lora_family is not None and (lora_family == "sdxl") != model_is_xl
         lora_label = {"sdxl": "SDXL", "sd15": "SD 1.5", "sd2": "SD 2.x"}.get(lora_family or "", "")
     else:
-        mismatch = lora_context != pipe_context
+        mismatch = lora_context != model_context
         lora_label = family_label(lora_context)
     if mismatch:
-        model_label = family_label(pipe_context, pipe_class)
+        model_label = family_label(model_context, pipeline_class or ("XL" if model_is_xl else ""))
         raise LoraBaseMismatchError(
             f"{path.name} is a LoRA for {lora_label} but the loaded model is {model_label}; "
             f"use a LoRA trained for {model_label} or a {lora_label} checkpoint",

@@ -28,7 +28,11 @@ from engine.generation.backends import (  # noqa: E402
 )
 from engine.generation.device import select_device  # noqa: E402
 from engine.generation.diffusers_backend import DiffusersBackend, DiffusionRequest  # noqa: E402
-from engine.generation.lora import LoraBaseMismatchError, LoraSpec  # noqa: E402
+from engine.generation.lora import (  # noqa: E402
+    LoraBaseMismatchError,
+    LoraSpec,
+    check_lora_context,
+)
 from engine.generation.types import StillRequest  # noqa: E402
 from tests.generation_fixtures import make_tiny_lora, one_torch_thread  # noqa: E402
 
@@ -174,6 +178,12 @@ def test_lora_for_another_base_is_refused_before_loading_it(
         wrong.load()
     assert info.value.lora_family == "SDXL"
     assert not wrong.is_loaded
+    # the check made from a real SD 1.5 checkpoint's header, before loading it
+    with pytest.raises(
+        LoraBaseMismatchError, match=r"LoRA for SDXL but the loaded model is SD 1.5"
+    ):
+        check_lora_context(sdxl_lora, 768, False)
+    check_lora_context(sdxl_lora, 2048, True)  # an SDXL model takes it
 
 
 def test_out_of_memory_steps_down_one_level_and_retries(
