@@ -245,9 +245,17 @@ def _read_png(path: Path) -> np.ndarray | None:
 
 
 def render_video(
-    request: RenderRequest, *, config: dict[str, Any], context: StageContext | None = None
+    request: RenderRequest,
+    *,
+    config: dict[str, Any],
+    context: StageContext | None = None,
+    until: str | None = None,
 ) -> dict[str, Any]:
     """Render ``request`` and return the report (also written to ``request.json_report``).
+
+    ``until`` (``"analyse"``, ``"plan"`` or ``"generate"``) stops after that stage, its
+    results cached, and returns a short summary instead: the job queue runs a render as
+    one job per stage this way (engine.orchestrator.render_jobs).
 
     Raises
     ------
@@ -259,6 +267,8 @@ def render_video(
         Encoding failed.
     """
     context = context or StageContext()
+    if until not in (None, *STAGES):
+        raise ParameterError("until", until, f"one of {', '.join(STAGES)}")
     started = time.perf_counter()
     preset = dict(config["presets"][request.preset])
     render_cfg, planning_cfg, audio_cfg, style_cfg = (
@@ -320,6 +330,8 @@ def render_video(
     )
     analysis = analyzer.analyze(audio_path, progress=context.progress)
     done()
+    if until == "analyse":
+        return {"stage": until, "duration": analysis.duration, "beats": len(analysis.beats)}
 
     # -- plan ----------------------------------------------------------------------
     done = _stage(context, "plan", timings)
@@ -336,6 +348,8 @@ def render_video(
     )
     context.progress(1, 1, f"{len(shots)} shots")
     done()
+    if until == "plan":
+        return {"stage": until, "shots": len(shots)}
 
     # -- generate ------------------------------------------------------------------
     done = _stage(context, "generate", timings)
@@ -369,6 +383,8 @@ def render_video(
             shot.index + 1, len(shots), f"still {shot.index + 1}/{len(shots)}", preview_path=path
         )
     done()
+    if until == "generate":
+        return {"stage": until, "stills": [str(p) for p in still_paths], "reused": reused}
 
     # -- assemble ------------------------------------------------------------------
     done = _stage(context, "assemble", timings)
