@@ -389,7 +389,7 @@ def tuning_offset(y: np.ndarray, sr: int) -> float:
     """The song's deviation from A440 in semitones (-0.5..0.5), from its spectral peaks.
 
     Like ``librosa.estimate_tuning``: the fractional pitch of every spectral peak above
-    the frame's median (by 20 dB) between 150 Hz and 4 kHz, weighted by its magnitude, goes
+    the frame's median by 10 dB, between 150 Hz and 4 kHz, weighted by its magnitude, goes
     into a histogram at 1-cent resolution; its circular mode is the tuning.  Peaks are
     located to a fraction of a bin by parabolic interpolation of the log magnitude.
     """
@@ -437,7 +437,7 @@ def pitch_class_profile(y: np.ndarray, sr: int, *, tuning: float | None = None) 
     Returns
     -------
     numpy.ndarray
-        float64, shape (12,); zeros for silence or a signal shorter than one frame.
+        float64, shape (12,); zeros for silence.
     """
     if tuning is None:
         tuning = tuning_offset(y, sr)
