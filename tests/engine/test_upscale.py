@@ -323,3 +323,34 @@ def test_upscale_image_reads_files_and_writes_atomically(models_dir: Path, tmp_p
     written = cv2.imread(str(tmp_path / "out.png"))
     assert written.shape == (80, 112, 3) and info["output_size"] == (112, 80)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.png", "out.png"]
+
+
+def test_progress_per_tile_and_cancellation(models_dir: Path) -> None:
+    pytest.importorskip("torch")
+    from engine.context import StageContext
+    from engine.errors import CancelledError
+    from engine.events import JobProgress
+    from engine.generation.upscale import upscale_image
+
+    events: list[JobProgress] = []
+    context = StageContext(sink=events.append, stage="upscale")
+    image = scene(32, 32, seed=7)
+    options = {"model": "animevideov3", "models_dir": models_dir, "tile": 16, "tile_pad": 4}
+    upscale_image(image, "high_quality", context=context, **options)
+    assert [(e.step, e.total) for e in events] == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+    def cancel_after_first(event: JobProgress) -> None:
+        context.cancel_event.set()
+
+    context = StageContext(sink=cancel_after_first, stage="upscale")
+    with pytest.raises(CancelledError):
+        upscale_image(image, "high_quality", context=context, **options)
+
+
+def test_unwritable_models_folder_is_a_clear_error(tmp_path: Path) -> None:
+    from engine.generation.upscale import ensure_default_upscaler
+    from engine.generation.upscale.ncnn_convert import UpscalerConversionError
+
+    (tmp_path / "upscalers").write_text("a file where the folder should be")
+    with pytest.raises(UpscalerConversionError, match="cannot write the converted weights"):
+        ensure_default_upscaler(tmp_path, "animevideov3")

@@ -524,7 +524,6 @@ def convert_ncnn_model(
 
     state, architecture, scale = ncnn_to_state_dict(param_path, bin_path)
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
     metadata = {
         "name": name or output.stem,
         "architecture": architecture,
@@ -536,9 +535,16 @@ def convert_ncnn_model(
     }
     data = save({k: np.ascontiguousarray(v) for k, v in state.items()}, metadata=metadata)
     digest = hashlib.sha256(data).hexdigest()
-    with atomic_path(output) as tmp:
-        tmp.write_bytes(data)
-    atomic_write_text(output.with_name(output.name + ".sha256"), f"{digest}  {output.name}\n")
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(output) as tmp:
+            tmp.write_bytes(data)
+        atomic_write_text(output.with_name(output.name + ".sha256"), f"{digest}  {output.name}\n")
+    except OSError as err:
+        raise UpscalerConversionError(
+            f"cannot write the converted weights to {output} ({err.strerror or err}); make the "
+            "models folder writable or point paths.models_dir at one that is"
+        ) from err
     log.info(
         "converted %s (%s x%d, %d tensors) to %s, sha256 %s",
         Path(param_path).name,
