@@ -17,8 +17,8 @@ States::
 Quarantine keeps a job that crashed the worker twice (a model that segfaults, an input
 that exhausts memory) from crashing it a third time; ``retry`` puts it back on request.
 Every change is one ``BEGIN IMMEDIATE`` transaction, so several worker processes can
-share one queue.  The APEXOrchestrator that runs workers over this queue is the next
-step of issue 6.
+share one queue.  :class:`~engine.orchestrator.orchestrator.APEXOrchestrator` runs
+workers over this queue.
 """
 
 from __future__ import annotations
@@ -38,7 +38,13 @@ from engine.errors import ParameterError
 from engine.storage import Models, ProjectDatabase, bind_models
 
 __all__ = [
+    "CANCELLED",
+    "FAILED",
     "JOB_STATES",
+    "QUARANTINED",
+    "QUEUED",
+    "RUNNING",
+    "SUCCEEDED",
     "Job",
     "JobQueue",
     "RetryPolicy",
@@ -332,19 +338,31 @@ class JobQueue:
             ).where(m.Job.id == job.id).execute()
             return self._snapshot(m.Job.get_by_id(job.id))
 
-    def fail(self, job_id: str, error: str, *, retryable: bool = True) -> Job:
+    def fail(
+        self,
+        job_id: str,
+        error: str,
+        *,
+        retryable: bool = True,
+        retry_after_s: float | None = None,
+    ) -> Job:
         """Record a failed attempt: back to the queue after a backoff, or failed for good.
 
         A job with attempts left (and ``retryable``) is queued again, due after
-        :meth:`RetryPolicy.delay`; otherwise it is ``failed`` and so is every job that
-        depends on it, directly or not.
+        :meth:`RetryPolicy.delay` (or after ``retry_after_s`` when the error said how
+        long to wait, as a rate limit does); otherwise it is ``failed`` and so is every
+        job that depends on it, directly or not.
         """
         now = self._clock()
         m = self.models
         with self.database.write():
             job = self._running(job_id)
             if retryable and job.attempts < job.max_attempts:
-                delay = self.retry.delay(job.attempts, self._rng)
+                delay = (
+                    self.retry.delay(job.attempts, self._rng)
+                    if retry_after_s is None
+                    else max(0.0, float(retry_after_s))
+                )
                 m.Job.update(
                     state=QUEUED,
                     error=error,
@@ -360,6 +378,34 @@ class JobQueue:
                 self._finish_dependents(job.id, FAILED, f"dependency {job.id} failed", now)
                 log.warning("job %s (%s) failed: %s", job.id, job.kind, error)
             return self._snapshot(m.Job.get_by_id(job.id))
+
+    def release(self, job_id: str) -> Job:
+        """Put a running job back in the queue, its attempt not counted (graceful stop).
+
+        The worker stopped it at a safe point on purpose; it was no failure.  A job
+        that is no longer running (cancelled meanwhile) is left as it is.
+        """
+        now = self._clock()
+        m = self.models
+        with self.database.write():
+            row = self._get(job_id)
+            if row.state == RUNNING:
+                m.Job.update(
+                    state=QUEUED,
+                    worker=None,
+                    attempts=m.Job.attempts - 1,
+                    next_attempt_at=0.0,
+                    updated_at=now,
+                ).where(m.Job.id == row.id).execute()
+            return self._snapshot(m.Job.get_by_id(row.id))
+
+    def states(self, job_ids: Sequence[str]) -> dict[str, str]:
+        """The state of each of ``job_ids`` that exists (one query)."""
+        if not job_ids:
+            return {}
+        m = self.models
+        rows = m.Job.select(m.Job.id, m.Job.state).where(m.Job.id.in_(list(job_ids)))
+        return {row.id: row.state for row in rows}
 
     def cancel(self, job_id: str) -> bool:
         """Cancel a queued or running job and the jobs that depend on it.
@@ -493,6 +539,10 @@ class JobQueue:
                 f"job {job_id} state", row.state, "running (it was cancelled or finished)"
             )
         return row
+
+    def dependents(self, job_id: str) -> list[str]:
+        """Every job that depends on ``job_id``, directly or through others."""
+        return self._dependents(job_id)
 
     def _dependents(self, job_id: str) -> list[str]:
         """Every job that depends on ``job_id``, directly or through others."""

@@ -1,0 +1,292 @@
+"""The built-in job handlers of :class:`~engine.orchestrator.orchestrator.APEXOrchestrator`.
+
+One handler per job kind.  Each writes its output as a content-addressed artifact (the
+hash of its inputs, :meth:`JobContext.artifact_path`), so a job that runs again finds
+its output and does not redo it.  A job that belongs to a render (its payload has a
+``render`` key, see :mod:`engine.orchestrator.render_jobs`) runs its stage of
+:func:`~engine.orchestrator.render_pipeline.render_video`, whose caches make the stages
+resumable.
+
+``generate`` fails over between image backends: the payload's ``backend_order`` is
+tried in order within one attempt (a backend that cannot be built or whose
+``generate`` raises :class:`~engine.errors.BackendError` or
+:class:`~engine.errors.GenerationError` is skipped, with a warning in the result); when
+all fail, the attempt fails with a :class:`~engine.errors.BackendError` naming each,
+and the queue retries it with backoff.  Each backend call takes a token of that
+backend's generation rate limit.  Backends beyond the built-in ones are added with
+:func:`register_backend` (the extension point tests use for failing backends).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.assets.errors import RateLimitError
+from engine.atomic_files import atomic_write_text
+from engine.errors import (
+    BackendError,
+    GenerationError,
+    MediaInputError,
+    ParameterError,
+)
+
+if TYPE_CHECKING:
+    from engine.generation.types import ImageBackend
+    from engine.orchestrator.orchestrator import Handler, JobContext
+
+__all__ = [
+    "builtin_handlers",
+    "register_backend",
+    "registered_backends",
+    "unregister_backend",
+]
+
+log = logging.getLogger(__name__)
+
+BackendFactory = Callable[..., "ImageBackend"]
+_BACKENDS: dict[str, BackendFactory] = {}
+
+
+def register_backend(name: str, factory: BackendFactory) -> None:
+    """Make ``name`` usable in a generate job's ``backend_order``.
+
+    ``factory(**options)`` returns an image backend (``name``, ``is_draft``,
+    ``generate(StillRequest) -> RGB uint8 array``); ``options`` are the payload's
+    ``backend_options``.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ParameterError("name", name, "a non-empty backend name")
+    _BACKENDS[name] = factory
+
+
+def unregister_backend(name: str) -> None:
+    """Forget a backend added with :func:`register_backend`."""
+    _BACKENDS.pop(name, None)
+
+
+def registered_backends() -> list[str]:
+    """The built-in backend names and those registered."""
+    from engine.generation.backends import BACKEND_NAMES
+
+    return [*BACKEND_NAMES, *sorted(set(_BACKENDS) - set(BACKEND_NAMES))]
+
+
+def _create(name: str, options: dict[str, Any]) -> ImageBackend:
+    factory = _BACKENDS.get(name)
+    if factory is not None:
+        return factory(**options)
+    from engine.generation.backends import BACKEND_NAMES, create_first_available
+
+    if name not in BACKEND_NAMES:
+        raise ParameterError("backend_order", name, f"one of {registered_backends()}")
+    if "images_dir" in options and options["images_dir"] is not None:
+        options = {**options, "images_dir": Path(options["images_dir"])}
+    # the failover helper builds (and loads) the backend, turning a failure into BackendError
+    return create_first_available([name], **options)
+
+
+def _write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def _json_ready(data: Any) -> Any:
+    return json.loads(json.dumps(data, default=str))
+
+
+# -- render stages --------------------------------------------------------------------
+
+
+def _render_stage(context: JobContext, stage: str | None) -> dict[str, Any]:
+    from engine.orchestrator.render_jobs import request_from_payload
+    from engine.orchestrator.render_pipeline import render_video
+
+    spec = context.payload["render"]
+    request = request_from_payload(spec)
+    context.stage.stage = stage or "assemble"
+    result = render_video(
+        request, config=context.payload["config"], context=context.stage, until=stage
+    )
+    return _json_ready(result)
+
+
+# -- the handlers ---------------------------------------------------------------------
+
+
+def _analyse(context: JobContext) -> dict[str, Any]:
+    """``{"audio_path", "sensitivity"?}`` → the analysis as a JSON artifact."""
+    if "render" in context.payload:
+        return _render_stage(context, "analyse")
+    from engine.audio.analyzer import AudioAnalyzer
+    from engine.audio.cache import file_digest
+    from engine.audio.decode import check_audio_path
+
+    audio = check_audio_path(Path(str(context.payload.get("audio_path", ""))))
+    sensitivity = float(context.payload.get("sensitivity", 0.5))
+    inputs = {"audio": file_digest(audio), "sensitivity": sensitivity}
+    target = context.artifact_path("json", inputs)
+    if target.exists():
+        return {"artifact": str(target), "reused": True}
+    analyzer = AudioAnalyzer(
+        sensitivity=sensitivity, cache_dir=context.project.cache_dir / "analysis"
+    )
+    analysis = analyzer.analyze(audio, progress=context.stage.progress)
+    _write_json(target, analysis.to_dict())
+    return {"artifact": str(target), "reused": False, "tempo": analysis.tempo}
+
+
+def _plan(context: JobContext) -> dict[str, Any]:
+    if "render" in context.payload:
+        return _render_stage(context, "plan")
+    raise ParameterError(
+        "plan job payload", sorted(context.payload), "a render's payload (submit a render)"
+    )
+
+
+def _generate(context: JobContext) -> dict[str, Any]:
+    """``{"prompt", "seed", "width", "height", "backend_order", ...}`` → a PNG artifact."""
+    if "render" in context.payload:
+        return _render_stage(context, "generate")
+    from engine.generation.palette import palette_from_prompt
+    from engine.generation.types import StillRequest
+    from engine.orchestrator.render_pipeline import _read_png, _write_png
+
+    payload = context.payload
+    order = list(payload.get("backend_order") or ["procedural"])
+    prompt = str(payload.get("prompt", ""))
+    request = StillRequest(
+        prompt=prompt,
+        seed=int(payload.get("seed", 0)),
+        width=int(payload.get("width", 512)),
+        height=int(payload.get("height", 512)),
+        palette=palette_from_prompt(prompt),
+        energy=float(payload.get("energy", 0.5)),
+        section=str(payload.get("section", "")),
+        shot_index=int(payload.get("shot_index", 0)),
+    )
+    options = dict(payload.get("backend_options") or {})
+    failures: list[str] = []
+    limited: RateLimitError | None = None
+    for name in order:
+        inputs = {k: v for k, v in payload.items() if k != "backend_order"} | {"backend": name}
+        target = context.artifact_path("png", inputs)
+        if target.exists() and _read_png(target) is not None:
+            return {"artifact": str(target), "backend": name, "reused": True, "skipped": failures}
+        context.stage.check_cancelled()
+        try:
+            context.acquire_generation(name)
+        except RateLimitError as err:
+            failures.append(f"{name}: {err}")
+            limited = limited or err
+            continue
+        try:
+            backend = _create(name, options)
+            image = backend.generate(request)
+        except (BackendError, GenerationError) as err:
+            failures.append(f"{name}: {err}")
+            log.warning(
+                "backend %s failed (%s)%s",
+                name,
+                err,
+                "; trying the next" if name != order[-1] else "",
+            )
+            context.orchestrator._count_error(context.job.id, err)
+            continue
+        _write_png(target, image)
+        context.stage.progress(1, 1, f"still by {name}", preview_path=target)
+        return {
+            "artifact": str(target),
+            "backend": name,
+            "draft": bool(getattr(backend, "is_draft", False)),
+            "reused": False,
+            "skipped": failures,
+        }
+    if limited is not None and len(failures) == len(order):
+        raise limited
+    raise BackendError(
+        "every image backend failed: " + "; ".join(failures),
+        backend_name=",".join(order),
+    )
+
+
+def _upscale(context: JobContext) -> dict[str, Any]:
+    """``{"source", "preset"?, "scale"?}`` → the upscaled PNG as an artifact."""
+    from engine.audio.cache import file_digest
+    from engine.generation.upscale.upscaler import upscale_file
+
+    source = Path(str(context.payload.get("source", "")))
+    if not source.is_file():
+        raise MediaInputError(source, "the image to upscale is not there")
+    preset = str(context.payload.get("preset", "fast"))
+    options = dict(context.payload.get("options") or {})
+    inputs = {"source": file_digest(source), "preset": preset, "options": options}
+    target = context.artifact_path("png", inputs)
+    if target.exists():
+        return {"artifact": str(target), "reused": True}
+    info = upscale_file(source, target, preset, **options)
+    return {"artifact": str(target), "reused": False, "info": _json_ready(info)}
+
+
+def _assemble(context: JobContext) -> dict[str, Any]:
+    if "render" in context.payload:
+        return _render_stage(context, None)
+    raise ParameterError(
+        "assemble job payload", sorted(context.payload), "a render's payload (submit a render)"
+    )
+
+
+def _qa(context: JobContext) -> dict[str, Any]:
+    """``{"video_path"}``: the video decodes, has frames and audio; else a failure."""
+    from engine.errors import AssemblyError
+
+    path = Path(str(context.payload.get("video_path", "")))
+    if "render" in context.payload:
+        path = Path(context.payload["render"]["output_path"])
+    if not path.is_file():
+        raise MediaInputError(path, "the video to check is not there")
+    import av
+
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise AssemblyError(f"{path} has no video stream", component="qa", stage="qa")
+            video = container.streams.video[0]
+            frames = 0
+            for _ in container.decode(video=0):
+                frames += 1
+                if frames % 50 == 0:
+                    context.stage.check_cancelled()
+            has_audio = bool(container.streams.audio)
+            size = (video.codec_context.width, video.codec_context.height)
+    except av.FFmpegError as err:
+        raise AssemblyError(f"{path} does not decode: {err}", component="qa", stage="qa") from err
+    if frames == 0:
+        raise AssemblyError(f"{path} has no frames", component="qa", stage="qa")
+    return {"video": str(path), "frames": frames, "audio": has_audio, "size": list(size)}
+
+
+def _render(context: JobContext) -> dict[str, Any]:
+    """The last job of a render chain: the assemble job's report and the QA result."""
+    queue = context.orchestrator.queue
+    results = {}
+    for dependency in context.job.depends_on:
+        job = queue.get(dependency)
+        results[job.kind] = job.result
+    report = results.get("assemble") or {}
+    return {"report": report, "qa": results.get("qa")}
+
+
+def builtin_handlers() -> dict[str, Handler]:
+    """The handler of every built-in job kind."""
+    return {
+        "analyse": _analyse,
+        "plan": _plan,
+        "generate": _generate,
+        "upscale": _upscale,
+        "assemble": _assemble,
+        "qa": _qa,
+        "render": _render,
+    }

@@ -1,0 +1,238 @@
+"""A render as a chain of jobs in a project, resumable after a crash or SIGKILL.
+
+A render is six jobs, each depending on the one before::
+
+    analyse → plan → generate (GPU worker) → assemble → qa → render
+
+Their ids derive from the render's inputs (``render-<hash>-<stage>``), so running the
+same render again finds its jobs: the finished ones are not run again, the one a killed
+process was running is queued again (:meth:`JobQueue.recover_interrupted`), and each
+stage resumes from its content-addressed caches (the analysis, the stills, the encoded
+segments: :func:`~engine.orchestrator.render_pipeline.render_video`).  A stage job
+quarantined after two crashes is queued again when the user runs the render again:
+that is an explicit request to try once more.
+
+:func:`run_render` is what ``apex-director render`` calls.  Without a project it uses
+one in the cache folder, named after the render, and deletes it when the render
+succeeded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import APEXDirectorError, UserInputError
+from engine.events import EventSink
+from engine.orchestrator.job_queue import CANCELLED, FAILED, QUARANTINED, SUCCEEDED
+
+if TYPE_CHECKING:
+    from engine.orchestrator.orchestrator import APEXOrchestrator
+    from engine.orchestrator.render_pipeline import RenderRequest
+
+__all__ = [
+    "RENDER_STAGES",
+    "render_id",
+    "render_job_ids",
+    "render_job_requests",
+    "request_from_payload",
+    "request_to_payload",
+    "run_render",
+]
+
+log = logging.getLogger(__name__)
+
+RENDER_STAGES = ("analyse", "plan", "generate", "assemble", "qa", "render")
+_PATH_FIELDS = (
+    "audio_path",
+    "output_path",
+    "images_dir",
+    "json_report",
+    "otio_path",
+    "timeline_json",
+    "cache_dir",
+)
+
+
+def request_to_payload(request: RenderRequest) -> dict[str, Any]:
+    """The request as JSON-ready data (paths absolute, as text)."""
+    data = dataclasses.asdict(request)
+    for name in _PATH_FIELDS:
+        if data.get(name) is not None:
+            data[name] = str(Path(data[name]).expanduser().absolute())
+    data["backend_order"] = list(request.backend_order)
+    return data
+
+
+def request_from_payload(data: dict[str, Any]) -> RenderRequest:
+    """The inverse of :func:`request_to_payload`."""
+    from engine.orchestrator.render_pipeline import RenderRequest
+
+    values = dict(data)
+    for name in _PATH_FIELDS:
+        if values.get(name) is not None:
+            values[name] = Path(values[name])
+    values["backend_order"] = tuple(values.get("backend_order") or ())
+    return RenderRequest(**values)
+
+
+def _config_payload(config: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(config, default=str))
+
+
+def render_id(request: RenderRequest, config: dict[str, Any]) -> str:
+    """A short hash of everything the render depends on (its jobs' ids start with it)."""
+    text = json.dumps(
+        {"request": request_to_payload(request), "config": _config_payload(config)},
+        sort_keys=True,
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def render_job_ids(rid: str) -> dict[str, str]:
+    """The job id of each stage of render ``rid``."""
+    return {stage: f"render-{rid}-{stage}" for stage in RENDER_STAGES}
+
+
+def render_job_requests(
+    request: RenderRequest, config: dict[str, Any], rid: str, *, priority: int = 0
+) -> list[dict[str, Any]]:
+    """The job requests of one render (for :meth:`APEXOrchestrator.submit_batch`)."""
+    ids = render_job_ids(rid)
+    payload = {"render": request_to_payload(request), "config": _config_payload(config)}
+    requests = []
+    previous: list[str] = []
+    for stage in RENDER_STAGES:
+        requests.append(
+            {
+                "id": ids[stage],
+                "kind": stage,
+                "payload": {} if stage == "render" else payload,
+                "priority": priority,
+                "depends_on": [ids["assemble"], ids["qa"]] if stage == "render" else previous,
+            }
+        )
+        previous = [ids[stage]]
+    return requests
+
+
+async def prepare_render(
+    orchestrator: APEXOrchestrator, request: RenderRequest, config: dict[str, Any]
+) -> str:
+    """Submit the render's jobs, or pick up those of an earlier run; returns the id of
+    its last (``render``) job."""
+    base = render_id(request, config)
+    for generation in range(1, 1000):
+        rid = base if generation == 1 else f"{base}-{generation}"
+        ids = render_job_ids(rid)
+        states = await asyncio.to_thread(orchestrator.queue.states, list(ids.values()))
+        if not states:
+            await orchestrator.submit_batch(render_job_requests(request, config, rid))
+            return ids["render"]
+        if states.get(ids["render"]) == SUCCEEDED:
+            if Path(request.output_path).exists():
+                return ids["render"]
+            continue  # the video was deleted since: render it again, as new jobs
+        for stage in RENDER_STAGES:
+            state = states.get(ids[stage])
+            if state in (FAILED, CANCELLED, QUARANTINED):
+                log.warning(
+                    "render job %s was %s; running it again as you asked", ids[stage], state
+                )
+                await orchestrator.retry_job(ids[stage])
+                break
+        return ids["render"]
+    raise APEXDirectorError("too many earlier runs of this render in the project")
+
+
+def _root_failure(orchestrator: APEXOrchestrator, rid_job: str) -> BaseException:
+    prefix = rid_job.rsplit("-", 1)[0]
+    for stage in RENDER_STAGES:
+        job_id = f"{prefix}-{stage}"
+        job = orchestrator.queue.get(job_id)
+        if job.state in (FAILED, QUARANTINED, CANCELLED):
+            err = orchestrator.exception_of(job_id)
+            if err is not None:
+                return err
+            if job.state == CANCELLED:
+                from engine.errors import CancelledError
+
+                return CancelledError(f"the render's {stage} job was cancelled")
+            return APEXDirectorError(f"the render's {stage} job {job.state}: {job.error}")
+    return APEXDirectorError(f"the render job {rid_job} did not succeed")
+
+
+def run_render(
+    request: RenderRequest,
+    *,
+    config: dict[str, Any],
+    project_dir: Path | None = None,
+    sink: EventSink | None = None,
+) -> dict[str, Any]:
+    """Render ``request`` as jobs in a project; resumes an earlier, interrupted run.
+
+    Parameters
+    ----------
+    project_dir : Path, optional
+        The project to run in (created when the folder holds none).  Without one, a
+        project under the cache folder named after the render is used and deleted
+        after success.
+    sink : EventSink, optional
+        Receives every job event (progress bars).
+
+    Returns
+    -------
+    dict
+        The render report (as :func:`render_video` returns it).
+
+    Raises
+    ------
+    UserInputError
+        Bad input (the first stage's error, as the render raised it).
+    APEXDirectorError
+        The render failed; the message names the stage.
+    """
+    from engine.orchestrator.engine_thread import EngineThread
+    from engine.orchestrator.orchestrator import APEXOrchestrator
+    from engine.orchestrator.render_pipeline import default_cache_dir
+
+    temporary = project_dir is None
+    if project_dir is None:
+        cache = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
+        project_dir = cache / "render-projects" / render_id(request, config)
+    elif request.cache_dir is None:
+        request = dataclasses.replace(request, cache_dir=Path(project_dir) / "cache")
+    failed: BaseException | None = None
+    with EngineThread() as engine:
+        orchestrator = APEXOrchestrator(project_dir, config=config)
+        if sink is not None:
+            orchestrator.subscribe(sink)
+        try:
+            engine.call(orchestrator.initialize())
+            final = engine.call(prepare_render(orchestrator, request, config))
+            engine.call(orchestrator.start())
+            status = engine.call(orchestrator.wait_for(final))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                engine.call(orchestrator.stop(timeout_s=30), timeout_s=60)
+            with contextlib.suppress(Exception):
+                orchestrator.project.close()
+            raise
+        engine.call(orchestrator.stop())
+        if status["state"] != SUCCEEDED:
+            failed = _root_failure(orchestrator, final)
+        orchestrator.project.close()
+    if failed is not None:
+        if temporary and isinstance(failed, UserInputError):
+            shutil.rmtree(project_dir, ignore_errors=True)
+        raise failed
+    if temporary:
+        shutil.rmtree(project_dir, ignore_errors=True)
+    return dict(status["result"]["report"])
