@@ -354,3 +354,15 @@ def test_unwritable_models_folder_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "upscalers").write_text("a file where the folder should be")
     with pytest.raises(UpscalerConversionError, match="cannot write the converted weights"):
         ensure_default_upscaler(tmp_path, "animevideov3")
+
+
+def test_large_input_is_only_resized_without_loading_a_model(tmp_path: Path) -> None:
+    from engine.generation.upscale import upscale_image
+
+    image = scene(1080, 2400, seed=8)  # wider than 16:9 and already over 1920x1080
+    out, info = upscale_image(image, "broadcast", models_dir=tmp_path)
+    assert out.shape == (1080, 1920, 3) and info["backend"] == "resize"
+    assert info["crop"] == (240, 0, 1920, 1080) and np.array_equal(out, image[:, 240:2160])
+    web, web_info = upscale_image(image, "web", models_dir=tmp_path)
+    assert web.shape == image.shape and web_info["note"].startswith("already 2400 px")
+    assert not (tmp_path / "upscalers").exists()  # nothing converted: no network was needed

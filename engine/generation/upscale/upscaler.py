@@ -619,17 +619,21 @@ def upscale_image(
     }
     loaded: _Loaded | None = None
     fallback_reason = ""
-    try:
-        weights = resolve_upscaler(model, models_dir)
-        loaded = load_upscaler(weights, device=device)
-    except (BackendError, ModelError) as err:
-        if model is not None or not allow_fallback:
-            raise
-        fallback_reason = str(err)
-    model_scale = loaded.scale if loaded is not None else 4
-    target = target_for_preset(
-        width, height, preset, model_scale=model_scale, delivery_size=delivery_size
-    )
+    # Whether the network is needed does not depend on its scale (only high_quality's size
+    # does, and it always needs the network), so a plain resize never loads a model.
+    target = target_for_preset(width, height, preset, delivery_size=delivery_size)
+    if target.run_model:
+        try:
+            weights = resolve_upscaler(model, models_dir)
+            loaded = load_upscaler(weights, device=device)
+        except (BackendError, ModelError) as err:
+            if model is not None or not allow_fallback:
+                raise
+            fallback_reason = str(err)
+        if loaded is not None and loaded.scale != 4:
+            target = target_for_preset(
+                width, height, preset, model_scale=loaded.scale, delivery_size=delivery_size
+            )
     if target.size[0] * target.size[1] > MAX_OUTPUT_PIXELS:
         raise ParameterError(
             "image",
