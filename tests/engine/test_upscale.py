@@ -169,6 +169,11 @@ def test_conversion_runs_once_and_is_checksummed(tmp_path: Path) -> None:
     stamp = first.stat().st_mtime_ns
     assert ensure_default_upscaler(tmp_path, "animevideov3") == first
     assert first.stat().st_mtime_ns == stamp  # not converted again
+    again = tmp_path / "again"
+    ensure_default_upscaler(again, "animevideov3")  # the same bytes on every conversion
+    assert sha256_file(again / "upscalers" / first.name) == sha256_file(first)
+    manifest = (tmp_path / "manifest.toml").read_text()
+    assert "[models.realesr-animevideov3]" in manifest and sha256_file(first) in manifest
     first.write_bytes(first.read_bytes()[:-10] + b"0123456789")  # damaged
     ensure_default_upscaler(tmp_path, "animevideov3")
     assert sidecar.read_text().split()[0] == sha256_file(first)  # converted again

@@ -64,6 +64,7 @@ __all__ = [
     "ncnn_to_state_dict",
     "parse_param",
     "read_layer_weights",
+    "serialize_safetensors",
     "sha256_file",
 ]
 
@@ -488,6 +489,40 @@ def ncnn_to_state_dict(
     raise UpscalerConversionError(f"{param_path}: neither an RRDBNet nor an SRVGGNetCompact graph")
 
 
+def serialize_safetensors(tensors: dict[str, np.ndarray], metadata: dict[str, str]) -> bytes:
+    """The bytes of a ``.safetensors`` file, deterministically.
+
+    The format is an 8-byte little-endian header length, a JSON header (each tensor's
+    dtype, shape and byte range, plus ``__metadata__``) padded with spaces to a multiple of
+    8 bytes, then the raw little-endian data.  The ``safetensors`` library orders the
+    metadata at random, so the same conversion would get a different SHA-256 each time;
+    here keys are sorted and the tensors laid out in name order, so a conversion's
+    checksum is the same on every machine.
+    """
+    import json
+
+    dtypes = {np.dtype("<f2"): "F16", np.dtype("<f4"): "F32"}
+    header: dict[str, object] = {"__metadata__": dict(sorted(metadata.items()))}
+    blobs: list[bytes] = []
+    offset = 0
+    for name in sorted(tensors):
+        array = np.ascontiguousarray(tensors[name])
+        array = array.astype(array.dtype.newbyteorder("<"), copy=False)
+        if array.dtype not in dtypes:
+            raise UpscalerConversionError(f"tensor {name}: unsupported dtype {array.dtype}")
+        blob = array.tobytes()
+        header[name] = {
+            "dtype": dtypes[array.dtype],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(blob)],
+        }
+        blobs.append(blob)
+        offset += len(blob)
+    text = json.dumps(header, separators=(",", ":"), sort_keys=True).encode("utf-8")
+    text += b" " * (-len(text) % 8)
+    return struct.pack("<Q", len(text)) + text + b"".join(blobs)
+
+
 def sha256_file(path: Path | str) -> str:
     """Hex SHA-256 of a file, read in 1 MiB pieces."""
     digest = hashlib.sha256()
@@ -520,8 +555,6 @@ def convert_ncnn_model(
     str
         The SHA-256 of the written file.
     """
-    from safetensors.numpy import save
-
     state, architecture, scale = ncnn_to_state_dict(param_path, bin_path)
     output = Path(output)
     metadata = {
@@ -533,7 +566,7 @@ def convert_ncnn_model(
         "converted_by": "engine.generation.upscale.ncnn_convert",
         "license": LICENCE,
     }
-    data = save({k: np.ascontiguousarray(v) for k, v in state.items()}, metadata=metadata)
+    data = serialize_safetensors(state, metadata)
     digest = hashlib.sha256(data).hexdigest()
     try:
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,13 @@ from typing import Any
 
 import numpy as np
 
-from engine.errors import BackendError, MediaInputError, ModelError, ParameterError
+from engine.errors import (
+    APEXDirectorError,
+    BackendError,
+    MediaInputError,
+    ModelError,
+    ParameterError,
+)
 
 __all__ = [
     "CLASSICAL_NOTE",
@@ -210,7 +216,38 @@ def ensure_default_upscaler(models_dir: Path | str | None, name: str = DEFAULT_M
                 return target
             log.warning("%s does not match its recorded SHA-256; converting it again", target)
         log.info("converting the built-in %s weights into %s (once)", model.name, folder)
-        return convert_builtin(model.name, folder)
+        converted = convert_builtin(model.name, folder)
+        _record_in_manifest(converted, model.name, models_dir)
+        return converted
+
+
+def _record_in_manifest(path: Path, name: str, models_dir: Path | str | None) -> None:
+    """Add the converted file to ``models_dir/manifest.toml`` so ``models verify`` checks it.
+
+    The ``.sha256`` file beside the weights is the record this module relies on; a manifest
+    that cannot be updated (invalid, read-only) only costs a warning.
+    """
+    from engine.generation.model_manager.manifest import MANIFEST_NAME, Manifest, ManifestEntry
+    from engine.generation.upscale.ncnn_convert import LICENCE
+
+    root = Path("models" if models_dir is None else models_dir).expanduser()
+    sidecar = path.with_name(path.name + ".sha256")
+    try:
+        manifest = Manifest(root / MANIFEST_NAME)
+        manifest.put(
+            ManifestEntry(
+                name=name,
+                kind="upscaler",
+                file=path.relative_to(root).as_posix(),
+                sha256=sidecar.read_text(encoding="ascii").split()[0],
+                licence="BSD-3-Clause",
+            )
+        )
+        manifest.save()
+    except (APEXDirectorError, OSError, ValueError, ImportError) as err:
+        log.warning("converted %s but could not record it in the manifest: %s", path, err)
+    else:
+        log.debug("recorded %s in %s (%s)", name, manifest.path, LICENCE)
 
 
 def list_upscalers(models_dir: Path | str | None) -> list[Path]:
