@@ -61,7 +61,9 @@ from engine.planning.shots import Shot, ShotList, plan_shots
 __all__ = [
     "ANALYZER_VERSION",
     "PRESET_NAMES",
+    "APEXDirector",
     "APEXDirectorError",
+    "APEXOrchestrator",
     "AssemblyError",
     "AssemblyJob",
     "AssetError",
@@ -82,6 +84,7 @@ __all__ = [
     "DeviceInfo",
     "DiffusersBackend",
     "DiffusionRequest",
+    "EngineThread",
     "FoundModel",
     "GenerationError",
     "GenerationRequest",
@@ -127,9 +130,18 @@ __all__ = [
 
 # AssetManager and Project are imported on first use: they bring in peewee, and
 # ``import engine.api`` stays light (tests/engine/test_atomic_and_imports.py).
-_LAZY = {"AssetManager": "engine.assets", "Project": "engine.assets"}
+_LAZY = {
+    "AssetManager": "engine.assets",
+    "Project": "engine.assets",
+    "APEXDirector": "engine.orchestrator.facade",
+    "APEXOrchestrator": "engine.orchestrator.orchestrator",
+    "EngineThread": "engine.orchestrator.engine_thread",
+}
 if TYPE_CHECKING:
     from engine.assets import AssetManager, Project
+    from engine.orchestrator.engine_thread import EngineThread
+    from engine.orchestrator.facade import APEXDirector
+    from engine.orchestrator.orchestrator import APEXOrchestrator
 
 
 def __getattr__(name: str) -> object:

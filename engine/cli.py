@@ -26,7 +26,7 @@ EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 # ``register(subparsers)`` that adds its parser and sets ``handler=run`` as a default, and
 # ``run(args) -> int``.  They are imported when the parser is built, so keep their
 # top-level imports light (heavy libraries inside ``run``).
-_COMMAND_MODULES: tuple[str, ...] = ("models", "project", "assets", "generate", "upscale")
+_COMMAND_MODULES: tuple[str, ...] = ("models", "project", "assets", "generate", "upscale", "jobs")
 
 
 def default_config_path() -> Path:
@@ -126,6 +126,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="DIR",
         help="where generated stills are kept for reuse",
     )
+    render.add_argument(
+        "--project",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run the render as jobs in this project (created if missing; default: a "
+        "temporary one in the cache); run the same command again to resume after a crash",
+    )
 
     analyze = sub.add_parser(
         "analyze",
@@ -192,8 +200,8 @@ def _load_config(path: Path | None) -> dict[str, object]:
 
 
 def _render(args: argparse.Namespace) -> int:
-    from engine.context import StageContext
-    from engine.orchestrator.render_pipeline import RenderRequest, render_video
+    from engine.orchestrator.render_jobs import run_render
+    from engine.orchestrator.render_pipeline import RenderRequest
     from engine.progress import ProgressPrinter
 
     config = _load_config(args.config)
@@ -222,7 +230,7 @@ def _render(args: argparse.Namespace) -> int:
     )
     printer = ProgressPrinter()
     try:
-        report = render_video(request, config=config, context=StageContext(sink=printer))
+        report = run_render(request, config=config, project_dir=args.project, sink=printer)
     finally:
         printer.finish()
     out = report["output"]
