@@ -10,7 +10,11 @@ A first version, built on bars:
    plus the change of mean loudness between the ``min_bars`` bars before and after.
 3. Boundaries: local maxima of the novelty above its median and above a fifth of its
    maximum, taken greedily, strongest first, at least ``min_bars`` bars from each other and
-   from the ends of the song.
+   from the ends of the song.  Then, inside each section so found, its bars are compared
+   on their own scale (features standardised over the section) and the strongest peak of
+   that novelty is added while it stands clear of the novelty's floor, one at a time: a
+   verse and a chorus of 4 bars each, between a much quieter intro and outro, are no
+   longer merged.
 4. Labels: sections whose bars repeat each other (high similarity along the aligned bar
    diagonals, and similar mean features) form groups that share a label.  The first section
    is the ``intro`` and the last the ``outro`` when quieter than the song's average; the
@@ -76,6 +80,9 @@ _N_MELS = 64
 _WEIGHTS = {"chroma": 1.0, "mfcc": 1.0, "contrast": 0.5, "loudness": 0.75}
 _ENERGY_NOVELTY_WEIGHT = 0.75
 _PEAK_OF_MAX = 0.2
+# A boundary found inside a section stands this far above the novelty's lower quartile
+# (the insides of sections), on the 0..1 scale of the song's strongest boundary.
+_REFINE_ABOVE_FLOOR = 0.15
 # Sections whose aligned bars are this similar (cosine, standardised features) repeat.
 _REPEAT_SIMILARITY = 0.6
 _DIP = 0.65  # a breakdown is quieter than this fraction of both neighbours (RMS)
@@ -192,8 +199,10 @@ def _similarity(features: np.ndarray) -> np.ndarray:
     return unit @ unit.T
 
 
-def _novelty(similarity: np.ndarray, loudness: np.ndarray, half: int) -> np.ndarray:
-    """Boundary strength before each bar (index i: between bar i-1 and bar i), 0..1."""
+def _novelty_parts(
+    similarity: np.ndarray, loudness: np.ndarray, half: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Checkerboard novelty and loudness step (dB) before each bar, unscaled."""
     n = similarity.shape[0]
     offsets = np.arange(-half, half) + 0.5
     taper = np.exp(-0.5 * (offsets / (0.5 * half + 0.5)) ** 2)
@@ -214,11 +223,26 @@ def _novelty(similarity: np.ndarray, loudness: np.ndarray, half: int) -> np.ndar
         before = (cumulative[i] - cumulative[lo]) / (i - lo)
         after = (cumulative[hi] - cumulative[i]) / (hi - i)
         energy[i] = abs(after - before)
+    return novelty, energy
+
+
+def _novelty(similarity: np.ndarray, loudness: np.ndarray, half: int) -> np.ndarray:
+    """Boundary strength before each bar (index i: between bar i-1 and bar i), 0..1."""
+    novelty, energy = _novelty_parts(similarity, loudness, half)
+    return _combine(novelty, energy, _scales(novelty, energy))
+
+
+def _scales(novelty: np.ndarray, energy: np.ndarray) -> tuple[float, float]:
+    """The normalisers of :func:`_combine`, from the novelty of the whole song."""
+    harmonic = float(novelty.max()) + 1e-9
+    combined = novelty / harmonic + _ENERGY_NOVELTY_WEIGHT * np.minimum(energy / 6.0, 1.5)
+    return harmonic, float(combined.max()) + 1e-9
+
+
+def _combine(novelty: np.ndarray, energy: np.ndarray, scales: tuple[float, float]) -> np.ndarray:
     # Loudness steps in dB, scaled so that 6 dB weighs like a clear harmonic change.
-    combined = novelty / (novelty.max() + 1e-9) + _ENERGY_NOVELTY_WEIGHT * np.minimum(
-        energy / 6.0, 1.5
-    )
-    return combined / (combined.max() + 1e-9)
+    combined = novelty / scales[0] + _ENERGY_NOVELTY_WEIGHT * np.minimum(energy / 6.0, 1.5)
+    return combined / scales[1]
 
 
 def _pick_boundaries(novelty: np.ndarray, n_bars: int, min_bars: int) -> list[int]:
@@ -238,6 +262,65 @@ def _pick_boundaries(novelty: np.ndarray, n_bars: int, min_bars: int) -> list[in
         if all(abs(i - j) >= min_bars for j in chosen):
             chosen.append(i)
     return sorted(chosen)
+
+
+def _refine_boundaries(
+    features: np.ndarray,
+    loudness: np.ndarray,
+    novelty: np.ndarray,
+    *,
+    boundaries: list[int],
+    min_bars: int,
+) -> list[int]:
+    """Add the boundaries that the strong ones hid, one at a time, strongest first.
+
+    Inside each section found so far (at least ``2 * min_bars`` bars), the bars are compared
+    on their own scale: every feature standardised over the section's bars (then given the
+    song's weight again), the self-similarity and the novelty computed on them alone, on
+    the 0..1 scale of the whole song's novelty.  The highest peak at least ``min_bars``
+    bars from every boundary is added while it reaches a fifth of the song's strongest
+    boundary (``_PEAK_OF_MAX``) and the novelty's lower quartile (the insides of sections)
+    by ``_REFINE_ABOVE_FLOOR``.  A verse and a chorus differ less than the intro and the
+    chorus, but they differ throughout; and the median threshold of
+    :func:`_pick_boundaries` supposes boundaries are rare, while with sections as short as
+    the kernel (4-bar verses and choruses of a slow song) most bars are near one.
+    """
+    similarity = _similarity(features)
+    n = similarity.shape[0]
+    inner = novelty[1:n]
+    if inner.size == 0 or not boundaries:
+        return boundaries
+    floor = float(np.percentile(inner, 25))
+    threshold = max(_PEAK_OF_MAX * float(inner.max()), floor + _REFINE_ABOVE_FLOOR)
+    scales = _scales(*_novelty_parts(similarity, loudness, min_bars))
+    scale = features.std(axis=0)
+    chosen = list(boundaries)
+    while True:
+        fences = [0, *sorted(chosen), n]
+        best, best_value = -1, threshold
+        for a, b in itertools.pairwise(fences):
+            if b - a < 2 * min_bars:
+                continue
+            # Inside one section, its bars are compared on their own scale: a verse and a
+            # chorus differ less than the intro and the chorus, but they differ throughout.
+            part = features[a:b]
+            spread = part.std(axis=0)
+            local = (part - part.mean(axis=0)) / np.where(spread > 1e-9, spread, 1.0) * scale
+            novelty_in = _combine(
+                *_novelty_parts(_similarity(local), loudness[a:b], min_bars), scales
+            )
+            for k in range(min_bars, b - a - min_bars + 1):
+                value = float(novelty_in[k])
+                if (
+                    value >= best_value
+                    and value >= novelty_in[k - 1]
+                    and (k + 1 > b - a or value >= novelty_in[k + 1])
+                ):
+                    best, best_value = a + k, value
+        if best < 0:
+            return sorted(chosen)
+        log.debug("section boundary at bar %d found inside a section (%.2f)", best, best_value)
+        chosen.append(best)
 
 
 def _section_similarity(similarity: np.ndarray, a: tuple[int, int], b: tuple[int, int]) -> float:
@@ -436,6 +519,9 @@ def find_sections(
         similarity = _similarity(features)
         novelty = _novelty(similarity, loudness, min_bars)
         boundaries = _pick_boundaries(novelty, n_bars, min_bars)
+        boundaries = _refine_boundaries(
+            features, loudness, novelty, boundaries=boundaries, min_bars=min_bars
+        )
     edges = [0, *boundaries, n_bars]
     spans = list(itertools.pairwise(edges))
 

@@ -259,3 +259,29 @@ def test_confidence_is_higher_where_the_label_is_clear(edm: Analysed) -> None:
     """The drops repeat each other exactly: their confidence beats the song's median."""
     drops = [s.confidence for s in edm.sections if s.label == "drop"]
     assert min(drops) >= float(np.median([s.confidence for s in edm.sections]))
+
+
+def test_short_sections_of_a_slow_song_are_not_merged() -> None:
+    """A 64 BPM song whose verses and choruses last 4 bars each (16 s), as long as the
+    novelty kernel: the intro's and outro's loudness steps must not hide the verse/chorus
+    boundaries between them, and repeats keep sharing a label."""
+    spec = SongSpec(
+        tempo=64.0,
+        key="Bb major",
+        seed=103,
+        sections=(
+            SectionSpec(label="intro", bars=4, energy=0.2),
+            SectionSpec(label="verse", bars=4, energy=0.5),
+            SectionSpec(label="chorus", bars=4, energy=0.85),
+            SectionSpec(label="verse", bars=4, energy=0.5),
+            SectionSpec(label="chorus", bars=4, energy=0.85),
+            SectionSpec(label="outro", bars=4, energy=0.3),
+        ),
+    )
+    song = analyse(spec)
+    hit_rate, precision = boundary_scores(song)
+    assert hit_rate >= 0.8, [(s.start, s.label) for s in song.sections]
+    assert precision >= 0.8, [(s.start, s.label) for s in song.sections]
+    starts = [s["start"] for s in song.truth["sections"]]
+    assert label_at(song, starts[1] + 1.0) == label_at(song, starts[3] + 1.0)
+    assert label_at(song, starts[2] + 1.0) == label_at(song, starts[4] + 1.0)
