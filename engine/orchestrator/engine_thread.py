@@ -95,6 +95,8 @@ class EngineThread:
                 "EngineThread.submit() was called on the engine thread itself; await the "
                 "coroutine there instead"
             )
+        if self._loop is None:
+            coroutine.close()
         return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
 
     def call(self, coroutine: Coroutine[Any, Any, T], timeout_s: float | None = None) -> T:

@@ -193,7 +193,6 @@ def _generate(context: JobContext) -> dict[str, Any]:
                 err,
                 "; trying the next" if name != order[-1] else "",
             )
-            context.orchestrator._count_error(context.job.id, err)
             continue
         _write_png(target, image)
         context.stage.progress(1, 1, f"still by {name}", preview_path=target)

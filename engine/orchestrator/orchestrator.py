@@ -18,7 +18,8 @@ would fail the same way); transient ones (:class:`~engine.errors.BackendError`,
 :class:`~engine.errors.GenerationError`, ``OSError``, a locked database) are retried with
 exponential backoff and jitter; a :class:`~engine.assets.errors.RateLimitError` is
 retried after the time it names.  Every failed attempt counts in
-``get_system_stats()["errors"]``; an error is *recovered* when its job later succeeds.
+``get_system_stats()["errors"]``, and so does each backend a generate job failed over
+from (``BackendFailover``); an error is *recovered* when its job later succeeds.
 
 Events (:mod:`engine.events`) go to every subscriber: queued, started, progress,
 finished, failed, cancelled.  Subscribers are called from the engine's threads (the
@@ -797,7 +798,14 @@ class APEXOrchestrator:
             self._emit(JobCancelled(job_id=job.id, stage=job.kind))
             return
         self._exceptions.pop(job.id, None)
+        # backends failed over within the attempt (a generate job's "skipped"): errors
+        # this job recovered from
+        skipped = (result or {}).get("skipped") or []
         with self._stats_lock:
+            if isinstance(skipped, list) and skipped:
+                self._errors_total += len(skipped)
+                self._errors_by_type["BackendFailover"] += len(skipped)
+                self._errored_jobs[job.id] += len(skipped)
             self._finished += 1
             self._latencies_s.append(max(0.0, (done.finished_at or 0) - done.created_at))
             self._run_times_s.append(time.time() - running.started)
