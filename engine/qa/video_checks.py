@@ -1,0 +1,578 @@
+"""Video QC: format, timing, levels, black/frozen pictures and photosensitive flashes.
+
+The picture is decoded with PyAV (threaded) straight to its Y'CbCr planes: levels are
+counted on the decoded code values, with no RGB conversion in between.  Flash, black
+and frozen-frame analysis runs on small area-averaged thumbnails of every frame.
+
+Levels (8-bit; 10-bit limits are 4x): BT.709 nominal Y 16-235, Cb/Cr 16-240; EBU R 103
+tolerance 5-246 and at most 1 % of a frame's pixels outside nominal.
+
+Flashes (ITU-R BT.1702, Ofcom guidance note): a transition is a change of display
+luminance of 20 cd/m² or more (200 cd/m² display, BT.1886 gamma 2.4) where the darker
+state is below 160 cd/m²; a flash is a pair of opposing transitions.  A red transition is
+a change of 20 or more in (R - G - B) x 320 of a saturated red (R / (R + G + B) >= 0.8,
+linear light).  More than 3 flashes within any 1 s, concurrently over more than a quarter
+of the screen, fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.errors import MediaInputError, ParameterError
+
+__all__ = [
+    "FLASH_AREA",
+    "FLASH_LIMIT",
+    "VideoMeasurement",
+    "VideoOptions",
+    "measure_video",
+    "probe_container",
+]
+
+log = logging.getLogger(__name__)
+
+FLASH_LIMIT = 3.0  # flashes in any 1 s window (more fails)
+FLASH_AREA = 0.25  # fraction of the screen the flashes must exceed together
+_FLASH_DELTA = 20.0  # cd/m²
+_FLASH_DARK = 160.0  # cd/m²
+_DISPLAY_PEAK = 200.0  # cd/m², the reference display of BT.1702
+_GRID_WIDTH = 64  # flash grid cells across (height follows the aspect ratio)
+_THUMB = (160, 90)  # black / frozen thumbnails
+_BLACK_LEVEL = 0.10  # of the nominal range above black (ffmpeg blackdetect's pix_th)
+_BLACK_RATIO = 0.98
+_FROZEN_DIFF = 0.25  # mean absolute difference, 8-bit code values
+
+_MODES = ("full", "sampled")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VideoOptions:
+    """How much of the picture to analyse.
+
+    Attributes
+    ----------
+    mode : str
+        ``"full"``: levels counted on every frame; ``"sampled"``: on ``sample_rate``
+        frames per second.  Flashes, black and frozen frames always use every frame.
+    sample_rate : float
+        Frames per second whose levels are counted in sampled mode.
+    black_min_seconds, frozen_min_seconds : float
+        Shortest run of black / frozen frames that is reported.
+    threads : int
+        Decoder threads (0 = as many as the decoder likes).
+    """
+
+    mode: str = "full"
+    sample_rate: float = 4.0
+    black_min_seconds: float = 1.0
+    frozen_min_seconds: float = 2.0
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in _MODES:
+            raise ParameterError("mode", self.mode, f"one of {', '.join(_MODES)}")
+        if not self.sample_rate > 0:
+            raise ParameterError("sample_rate", self.sample_rate, "frames per second > 0")
+        if self.black_min_seconds < 0 or self.frozen_min_seconds < 0:
+            raise ParameterError(
+                "black_min_seconds/frozen_min_seconds",
+                (self.black_min_seconds, self.frozen_min_seconds),
+                "seconds >= 0",
+            )
+
+
+@dataclass(kw_only=True)
+class VideoMeasurement:
+    """Everything measured about a file's video (and its audio timing)."""
+
+    container: str = ""
+    codec: str = ""
+    profile: str = ""
+    pix_fmt: str = ""
+    bit_depth: int = 8
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
+    fps_exact: str = ""
+    color_primaries: str = "unknown"
+    color_transfer: str = "unknown"
+    color_space: str = "unknown"
+    color_range: str = "unknown"
+    constant_frame_rate: bool = True
+    frame_interval_min: float = 0.0
+    frame_interval_max: float = 0.0
+    frames: int = 0
+    declared_frames: int = 0
+    gop_max_frames: int = 0
+    gop_max_seconds: float = 0.0
+    video_duration: float = 0.0
+    audio_duration: float | None = None
+    has_audio: bool = False
+    frames_level_checked: int = 0
+    y_min: int = 0
+    y_max: int = 0
+    c_min: int = 0
+    c_max: int = 0
+    y_min_frame: int = 0
+    y_max_frame: int = 0
+    c_min_frame: int = 0
+    c_max_frame: int = 0
+    y_outside_nominal_max_pct: float = 0.0
+    y_outside_nominal_frame: int = 0
+    c_outside_nominal_max_pct: float = 0.0
+    c_outside_nominal_frame: int = 0
+    frames_outside_tolerance: int = 0
+    first_outside_tolerance_frame: int | None = None
+    illegal_region: tuple[int, int, int, int] | None = None
+    max_flashes_per_second: float = 0.0
+    max_flash_frame: int = 0
+    first_flash_fail_frame: int | None = None
+    max_red_flashes_per_second: float = 0.0
+    max_red_flash_frame: int = 0
+    first_red_flash_fail_frame: int | None = None
+    black_runs: list[tuple[int, int]] = field(default_factory=list)  # (first frame, count)
+    frozen_runs: list[tuple[int, int]] = field(default_factory=list)
+    frame_times: list[float] = field(default_factory=list, repr=False)
+
+    def time_of(self, frame: int | None) -> float | None:
+        if frame is None:
+            return None
+        if 0 <= frame < len(self.frame_times):
+            return self.frame_times[frame]
+        return frame / self.fps if self.fps else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "frame_times"}
+        out["black_runs"] = [
+            {"frame": f, "time": self.time_of(f), "seconds": n / self.fps if self.fps else None}
+            for f, n in self.black_runs
+        ]
+        out["frozen_runs"] = [
+            {"frame": f, "time": self.time_of(f), "seconds": n / self.fps if self.fps else None}
+            for f, n in self.frozen_runs
+        ]
+        return out
+
+
+def _levels(bit_depth: int) -> dict[str, int]:
+    scale = 1 << (bit_depth - 8)
+    return {
+        "y_lo": 16 * scale,
+        "y_hi": 235 * scale,
+        "c_lo": 16 * scale,
+        "c_hi": 240 * scale,
+        "tol_lo": 5 * scale,
+        "tol_hi": 246 * scale,
+        "max": (256 * scale) - 1,
+    }
+
+
+def _open(path: Path) -> Any:
+    import av
+
+    if not path.exists():
+        raise MediaInputError(path, "file not found; check the path")
+    if path.is_dir():
+        raise MediaInputError(path, "is a folder; give a video file")
+    if path.stat().st_size == 0:
+        raise MediaInputError(path, "file is empty (0 bytes); export it again")
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError) as err:
+        raise MediaInputError(
+            path,
+            f"cannot be opened as media ({err.__class__.__name__}: {err}); the file may be "
+            "truncated (an interrupted copy or export) or not a video; export it again",
+        ) from err
+
+
+def _tag(value: Any) -> str:
+    name = getattr(value, "name", None)
+    if name is not None:
+        return str(name).lower()
+    return {1: "bt709", 2: "unknown"}.get(int(value or 2), str(int(value)))
+
+
+_PRIMARIES = {1: "bt709", 2: "unknown", 5: "bt470bg", 6: "smpte170m", 9: "bt2020"}
+_TRC = {
+    1: "bt709",
+    2: "unknown",
+    6: "smpte170m",
+    13: "iec61966-2-1",
+    14: "bt2020-10",
+    16: "smpte2084",
+    18: "arib-std-b67",
+}
+_MATRIX = {0: "rgb", 1: "bt709", 2: "unknown", 5: "bt470bg", 6: "smpte170m", 9: "bt2020nc"}
+_RANGE = {0: "unknown", 1: "tv", 2: "pc"}
+
+
+def probe_container(path: Path | str) -> VideoMeasurement:
+    """Format, tags, frame timing, GOP and A/V durations, from the packets only (no decode).
+
+    Raises
+    ------
+    MediaInputError
+        Missing, empty, unreadable or truncated file, or one without a video stream.
+    """
+    import av
+
+    path = Path(path)
+    m = VideoMeasurement()
+    with _open(path) as container:
+        if not container.streams.video:
+            kinds = ", ".join(sorted({s.type for s in container.streams})) or "no streams"
+            raise MediaInputError(
+                path, f"has no video stream ({kinds}); give a video file (MP4, MOV, MKV)"
+            )
+        video = container.streams.video[0]
+        cc = video.codec_context
+        m.container = container.format.name
+        m.codec = cc.name
+        m.profile = str(cc.profile or "")
+        m.pix_fmt = str(cc.pix_fmt or video.format.name if video.format else cc.pix_fmt)
+        m.bit_depth = 10 if "10" in (m.pix_fmt or "") else 12 if "12" in (m.pix_fmt or "") else 8
+        m.width, m.height = int(cc.width), int(cc.height)
+        rate = video.average_rate or video.guessed_rate or video.base_rate
+        if rate:
+            m.fps = float(rate)
+            m.fps_exact = f"{Fraction(rate).numerator}/{Fraction(rate).denominator}"
+        m.color_primaries = _PRIMARIES.get(int(cc.color_primaries or 2), str(cc.color_primaries))
+        m.color_transfer = _TRC.get(int(cc.color_trc or 2), str(cc.color_trc))
+        m.color_space = _MATRIX.get(int(cc.colorspace or 2), str(cc.colorspace))
+        m.color_range = _RANGE.get(int(cc.color_range or 0), str(cc.color_range))
+        if m.pix_fmt.startswith("yuvj") and m.color_range == "unknown":
+            m.color_range = "pc"
+        m.declared_frames = int(video.frames or 0)
+        m.has_audio = bool(container.streams.audio)
+        streams = [video, *container.streams.audio[:1]]
+        pts: list[int] = []
+        keyframes: list[int] = []
+        video_end = audio_start = audio_end = None
+        try:
+            for packet in container.demux(streams):
+                if packet.pts is None or packet.size == 0:
+                    continue
+                end = packet.pts + (packet.duration or 0)
+                if packet.stream.type == "video":
+                    pts.append(packet.pts)
+                    if packet.is_keyframe:
+                        keyframes.append(packet.pts)
+                    video_end = end if video_end is None else max(video_end, end)
+                else:
+                    t0 = float(packet.pts * packet.time_base)
+                    t1 = float(end * packet.time_base)
+                    audio_start = t0 if audio_start is None else min(audio_start, t0)
+                    audio_end = t1 if audio_end is None else max(audio_end, t1)
+        except av.error.FFmpegError as err:
+            raise MediaInputError(
+                path, f"is damaged or truncated ({err}); export or copy it again"
+            ) from err
+        if not pts:
+            raise MediaInputError(path, "its video stream holds no frames; export it again")
+        tb = video.time_base
+        pts.sort()
+        deltas = np.diff(np.asarray(pts, dtype=np.int64))
+        if deltas.size:
+            m.frame_interval_min = float(deltas.min() * tb)
+            m.frame_interval_max = float(deltas.max() * tb)
+            # One tick of jitter is rounding of the timestamps, not a variable rate.
+            m.constant_frame_rate = bool(deltas.max() - deltas.min() <= 1)
+        else:
+            m.frame_interval_min = m.frame_interval_max = 1 / m.fps if m.fps else 0.0
+        index = {p: i for i, p in enumerate(pts)}
+        key_index = sorted(index[k] for k in keyframes if k in index)
+        bounds = [*key_index, len(pts)]
+        m.gop_max_frames = max((b - a for a, b in itertools.pairwise(bounds)), default=len(pts))
+        if key_index and key_index[0] > 0:  # frames before the first keyframe
+            m.gop_max_frames = max(m.gop_max_frames, key_index[0])
+        m.gop_max_seconds = m.gop_max_frames / m.fps if m.fps else 0.0
+        start = float(pts[0] * tb)
+        m.video_duration = float(video_end * tb) - start if video_end is not None else 0.0
+        if m.video_duration <= 0 and m.fps:
+            m.video_duration = len(pts) / m.fps
+        if audio_end is not None and audio_start is not None:
+            m.audio_duration = audio_end - max(audio_start, 0.0)
+        m.frames = len(pts)
+    return m
+
+
+class _TransitionCounter:
+    """Per-cell opposing luminance transitions with hysteresis, counted over 1 s windows."""
+
+    def __init__(self, cells: int, window: int, *, dark_limit: float) -> None:
+        self.ext = np.zeros(cells)
+        self.direction = np.zeros(cells, dtype=np.int8)
+        self.window = max(1, window)
+        self.recent: deque[np.ndarray] = deque()
+        self.counts = np.zeros(cells, dtype=np.int32)
+        self.dark_limit = dark_limit
+        self.started = False
+        self.k = math.floor(FLASH_AREA * cells) + 1  # cells needed for > 1/4 of screen
+
+    def update(self, value: np.ndarray) -> float:
+        """Feed one frame's cell values; returns flashes in the last 1 s over > 1/4 screen."""
+        if not self.started:
+            self.ext = value.astype(np.float64).copy()
+            self.started = True
+            transitions = np.zeros(value.shape, dtype=bool)
+        else:
+            rise = value - self.ext
+            up = (self.direction <= 0) & (rise >= _FLASH_DELTA) & (self.ext < self.dark_limit)
+            down = (self.direction >= 0) & (-rise >= _FLASH_DELTA) & (value < self.dark_limit)
+            transitions = up | down
+            self.direction[up] = 1
+            self.direction[down] = -1
+            # Follow the current trend to its extreme; a reversal is measured from there.
+            follow = ((self.direction >= 0) & (value > self.ext)) | (
+                (self.direction <= 0) & (value < self.ext)
+            )
+            update = transitions | follow
+            self.ext[update] = value[update]
+        step = transitions.astype(np.int32)
+        self.recent.append(step)
+        self.counts += step
+        if len(self.recent) > self.window:
+            self.counts -= self.recent.popleft()
+        if self.k > self.counts.size:
+            return 0.0
+        kth = np.partition(self.counts, self.counts.size - self.k)[self.counts.size - self.k]
+        return float(kth) / 2.0
+
+
+def _planes(frame: Any, bit_depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    dtype = np.uint8 if bit_depth == 8 else np.dtype("<u2")
+    item = np.dtype(dtype).itemsize
+    out = []
+    for plane in frame.planes[:3]:
+        rows = np.frombuffer(plane, dtype=dtype).reshape(plane.height, plane.line_size // item)
+        out.append(rows[:, : plane.width])
+    return out[0], out[1], out[2]
+
+
+def _histogram(plane: np.ndarray, bins: int) -> np.ndarray:
+    if plane.dtype == np.uint8:
+        import cv2
+
+        return cv2.calcHist([plane], [0], None, [256], [0, 256]).ravel().astype(np.int64)
+    return np.bincount(plane.ravel(), minlength=bins)[:bins].astype(np.int64)
+
+
+def _limits_of(hist: np.ndarray) -> tuple[int, int]:
+    nz = np.flatnonzero(hist)
+    return (int(nz[0]), int(nz[-1])) if nz.size else (0, 0)
+
+
+def _cells_rgb(
+    y: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    *,
+    grid: tuple[int, int],
+    lv: dict[str, int],
+    full: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Display luminance (cd/m²) and red-flash value of every grid cell."""
+    import cv2
+
+    ys = cv2.resize(y.astype(np.float32), grid, interpolation=cv2.INTER_AREA)
+    us = cv2.resize(u.astype(np.float32), grid, interpolation=cv2.INTER_AREA)
+    vs = cv2.resize(v.astype(np.float32), grid, interpolation=cv2.INTER_AREA)
+    top = lv["max"]
+    if full:
+        yn, cb, cr = ys / top, (us - (top + 1) / 2) / top, (vs - (top + 1) / 2) / top
+    else:
+        span_y, span_c = lv["y_hi"] - lv["y_lo"], lv["c_hi"] - lv["c_lo"]
+        mid = (top + 1) / 2
+        yn, cb, cr = (ys - lv["y_lo"]) / span_y, (us - mid) / span_c, (vs - mid) / span_c
+    # BT.709 Y'CbCr -> R'G'B', then BT.1886 (gamma 2.4) to linear light.
+    r = np.clip(yn + 1.5748 * cr, 0, 1) ** 2.4
+    g = np.clip(yn - 0.1873 * cb - 0.4681 * cr, 0, 1) ** 2.4
+    b = np.clip(yn + 1.8556 * cb, 0, 1) ** 2.4
+    luminance = _DISPLAY_PEAK * (0.2126 * r + 0.7152 * g + 0.0722 * b)
+    total = r + g + b
+    with np.errstate(invalid="ignore", divide="ignore"):
+        saturated = (r / np.where(total > 0, total, 1)) >= 0.8
+    red = np.where(saturated, np.clip((r - g - b) * 320.0, 0, None), 0.0)
+    return luminance.ravel().astype(np.float64), red.ravel().astype(np.float64)
+
+
+def _runs(flags: list[bool], minimum: int) -> list[tuple[int, int]]:
+    runs, start = [], None
+    for i, flag in enumerate([*flags, False]):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            if i - start >= minimum:
+                runs.append((start, i - start))
+            start = None
+    return runs
+
+
+def measure_video(
+    path: Path | str,
+    options: VideoOptions | None = None,
+    *,
+    check_cancelled: Any = None,
+) -> VideoMeasurement:
+    """Probe and decode ``path``'s first video stream and measure everything QC needs.
+
+    Parameters
+    ----------
+    path : Path
+        The video file.
+    options : VideoOptions, optional
+        Full or sampled level analysis and run lengths.
+    check_cancelled : callable, optional
+        Called every 25 frames (raises :class:`~engine.errors.CancelledError` to stop).
+
+    Returns
+    -------
+    VideoMeasurement
+
+    Raises
+    ------
+    MediaInputError
+        Missing, unreadable, truncated file, or no video stream.
+    """
+    import av
+    import cv2
+
+    path = Path(path)
+    options = options or VideoOptions()
+    m = probe_container(path)
+    fps = m.fps or 25.0
+    full_range = m.color_range == "pc"
+    lv = _levels(m.bit_depth)
+    bins = lv["max"] + 1
+    if full_range:
+        nominal_y, nominal_c = (0, lv["max"]), (0, lv["max"])
+    else:
+        nominal_y, nominal_c = (lv["y_lo"], lv["y_hi"]), (lv["c_lo"], lv["c_hi"])
+    tolerance = (lv["tol_lo"], lv["tol_hi"]) if not full_range else (0, lv["max"])
+    every = 1 if options.mode == "full" else max(1, round(fps / options.sample_rate))
+
+    grid = (_GRID_WIDTH, max(1, round(_GRID_WIDTH * m.height / max(m.width, 1))))
+    window = max(1, round(fps))
+    flashes = _TransitionCounter(grid[0] * grid[1], window, dark_limit=_FLASH_DARK)
+    red_flashes = _TransitionCounter(grid[0] * grid[1], window, dark_limit=math.inf)
+    black_level = nominal_y[0] + _BLACK_LEVEL * (nominal_y[1] - nominal_y[0])
+    black_flags: list[bool] = []
+    frozen_flags: list[bool] = []
+    previous_thumb: np.ndarray | None = None
+    scale8 = 1 << (m.bit_depth - 8)
+
+    y_min, y_max, c_min, c_max = lv["max"] + 1, -1, lv["max"] + 1, -1
+    worst_y = worst_c = -1.0
+    index = 0
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        if options.threads:
+            stream.thread_count = options.threads
+        try:
+            for frame in container.decode(stream):
+                if frame.format.name not in (
+                    "yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p",
+                    "yuv420p10le", "yuv422p10le", "yuv444p10le",
+                ):  # fmt: skip
+                    picture = frame.reformat(
+                        format="yuv444p" if m.bit_depth == 8 else "yuv444p10le"
+                    )
+                else:
+                    picture = frame
+                m.frame_times.append(float(frame.time) if frame.time is not None else index / fps)
+                y, u, v = _planes(picture, m.bit_depth)
+                if index % every == 0:
+                    hy = _histogram(y, bins)
+                    hc = _histogram(u, bins) + _histogram(v, bins)
+                    lo, hi = _limits_of(hy)
+                    if lo < y_min:
+                        y_min, m.y_min_frame = lo, index
+                    if hi > y_max:
+                        y_max, m.y_max_frame = hi, index
+                    lo, hi = _limits_of(hc)
+                    if lo < c_min:
+                        c_min, m.c_min_frame = lo, index
+                    if hi > c_max:
+                        c_max, m.c_max_frame = hi, index
+                    out_y = hy[: nominal_y[0]].sum() + hy[nominal_y[1] + 1 :].sum()
+                    out_c = hc[: nominal_c[0]].sum() + hc[nominal_c[1] + 1 :].sum()
+                    pct_y = float(100.0 * out_y / y.size)
+                    pct_c = float(100.0 * out_c / (u.size + v.size))
+                    if pct_y > worst_y:
+                        worst_y, m.y_outside_nominal_frame = pct_y, index
+                    if pct_c > worst_c:
+                        worst_c, m.c_outside_nominal_frame = pct_c, index
+                    bad = (
+                        hy[: tolerance[0]].sum()
+                        + hy[tolerance[1] + 1 :].sum()
+                        + hc[: tolerance[0]].sum()
+                        + hc[tolerance[1] + 1 :].sum()
+                    )
+                    m.frames_level_checked += 1
+                    if bad:
+                        m.frames_outside_tolerance += 1
+                        if m.first_outside_tolerance_frame is None:
+                            m.first_outside_tolerance_frame = index
+                            mask = (y < tolerance[0]) | (y > tolerance[1])
+                            rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+                            if rows.size:
+                                m.illegal_region = (
+                                    int(cols[0]),
+                                    int(rows[0]),
+                                    int(cols[-1] - cols[0] + 1),
+                                    int(rows[-1] - rows[0] + 1),
+                                )
+                luminance, red = _cells_rgb(y, u, v, grid=grid, lv=lv, full=full_range)
+                rate = flashes.update(luminance)
+                if rate > m.max_flashes_per_second:
+                    m.max_flashes_per_second, m.max_flash_frame = rate, index
+                if rate > FLASH_LIMIT and m.first_flash_fail_frame is None:
+                    m.first_flash_fail_frame = index
+                rate = red_flashes.update(red)
+                if rate > m.max_red_flashes_per_second:
+                    m.max_red_flashes_per_second, m.max_red_flash_frame = rate, index
+                if rate > FLASH_LIMIT and m.first_red_flash_fail_frame is None:
+                    m.first_red_flash_fail_frame = index
+                thumb = cv2.resize(y, _THUMB, interpolation=cv2.INTER_AREA)
+                black_flags.append(
+                    float(np.count_nonzero(thumb <= black_level)) / thumb.size >= _BLACK_RATIO
+                )
+                if previous_thumb is not None:
+                    diff = cv2.absdiff(thumb, previous_thumb)
+                    frozen_flags.append(float(diff.mean()) / scale8 < _FROZEN_DIFF)
+                else:
+                    frozen_flags.append(False)
+                previous_thumb = thumb
+                index += 1
+                if check_cancelled is not None and index % 25 == 0:
+                    check_cancelled()
+        except av.error.FFmpegError as err:
+            raise MediaInputError(
+                path,
+                f"decoding stopped at frame {index} ({err}); the file is damaged or truncated: "
+                "export or copy it again",
+            ) from err
+    if index == 0:
+        raise MediaInputError(path, "no video frame could be decoded; the file is damaged")
+    m.frames = index
+    m.y_min, m.y_max, m.c_min, m.c_max = y_min, y_max, c_min, c_max
+    m.y_outside_nominal_max_pct = max(worst_y, 0.0)
+    m.c_outside_nominal_max_pct = max(worst_c, 0.0)
+    m.black_runs = _runs(black_flags, max(1, math.ceil(options.black_min_seconds * fps)))
+    # A frozen run of n repeated frames shows one picture for n + 1 frames.
+    frozen = _runs(frozen_flags, max(1, math.ceil(options.frozen_min_seconds * fps) - 1))
+    m.frozen_runs = [(start - 1, count + 1) for start, count in frozen]
+    log.debug("measured %s: %d frames", path, index)
+    return m
