@@ -97,6 +97,14 @@ def _backend_order(value: Any) -> str | None:
     return None
 
 
+def _qa_standards(value: Any) -> str | None:
+    known = {"ebu_r128", "atsc_a85", "ebu_r103", "web"}
+    bad = [v for v in value if v not in known]
+    if bad:
+        return f"unknown standard(s) {bad}; known: {sorted(known)}"
+    return None
+
+
 # Frame rates as written in the configuration; NTSC rates are exact fractions.
 FRAME_RATES = {
     23.976: Fraction(24000, 1001),
@@ -374,6 +382,27 @@ SCHEMA: dict[str, Field] = {
         default="INFO",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="Log level of the engine.",
+    ),
+    "qa.enabled": Field(
+        type=bool,
+        default=True,
+        help="Run delivery QC on every render and put its report in the render's JSON report "
+        "(a failed check marks the render; the file is kept).",
+    ),
+    "qa.video_analysis": Field(
+        type=str,
+        default="full",
+        choices=("full", "sampled"),
+        help="full: video levels counted on every frame; sampled: on 4 frames per second "
+        "(flashes, black and frozen frames always use every frame).",
+    ),
+    "qa.standards": Field(
+        type=list,
+        default=[],
+        check=_qa_standards,
+        help="Standards every render is held to (ebu_r128, atsc_a85, ebu_r103, web); empty: "
+        "ebu_r128 and ebu_r103 for the broadcast preset, none beyond the technical checks "
+        "for the others.",
     ),
     **_preset("draft", width=640, height=360, fps=24.0, crf=26, speed="veryfast"),
     **_preset("web", width=1920, height=1080, fps=30.0, crf=21, speed="veryfast"),
