@@ -544,6 +544,21 @@ def render_video(
     if request.timeline_json is not None:
         save_timeline(request.timeline_json, document)
         report["output"]["timeline"] = str(request.timeline_json)
+    qa_cfg = config.get("qa", {})
+    if qa_cfg.get("enabled", True):
+        # Delivery QC of the written file; a failure marks the report, the file is kept.
+        from engine.qa.render_gate import render_qc
+
+        done = _stage(context, "qa", timings)
+        report["qc"] = render_qc(
+            output_path,
+            preset=request.preset,
+            qa_cfg=qa_cfg,
+            check_cancelled=context.check_cancelled,
+        )
+        done()
+        report["timings"]["qa"] = timings["qa"]
+        report["timings"]["total"] = round(time.perf_counter() - started, 3)
     if request.json_report is not None:
         atomic_write_text(request.json_report, json.dumps(report, indent=2) + "\n")
     log.info(

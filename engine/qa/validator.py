@@ -365,22 +365,31 @@ def build_video_report(
         scores["levels"] = 0.5
     else:
         lo, hi = 5 * scale, 246 * scale
-        worst = max(video.y_outside_nominal_max_pct, video.c_outside_nominal_max_pct)
+        worst = max(video.y_outside_tolerance_max_pct, video.c_outside_tolerance_max_pct)
         scores["levels"] = float(np.clip(1.0 - worst / 5.0, 0.0, 1.0))
-        out_of_tolerance = video.frames_outside_tolerance > 0
-        if out_of_tolerance:
-            first = video.first_outside_tolerance_frame
-            _issue(
-                issues,
-                "levels",
-                "fail",
-                f"illegal levels: Y {video.y_min}-{video.y_max}, C {video.c_min}-{video.c_max} "
-                f"(tolerance {lo}-{hi}) in {video.frames_outside_tolerance} of "
-                f"{video.frames_level_checked} checked frames, first at frame {first}",
-                measured={"y": [video.y_min, video.y_max], "c": [video.c_min, video.c_max]},
-                limit=f"{lo}-{hi} (EBU R 103)",
-                frame=first,
-                time=t(first),
+        ranges = f"Y {video.y_min}-{video.y_max}, C {video.c_min}-{video.c_max}"
+        for name, pct, frame in (
+            ("luma", video.y_outside_tolerance_max_pct, video.y_outside_tolerance_frame),
+            ("chroma", video.c_outside_tolerance_max_pct, video.c_outside_tolerance_frame),
+        ):
+            if pct > 1.0:
+                _issue(
+                    issues,
+                    f"{name}_range",
+                    "fail",
+                    f"illegal {name} levels: {pct:.2f} % of frame {frame} ({t(frame):.2f} s) "
+                    f"lies outside {lo}-{hi} ({ranges})",
+                    measured=round(pct, 3),
+                    limit=f"<= 1 % of a frame outside {lo}-{hi} (EBU R 103)",
+                    frame=frame,
+                    time=t(frame),
+                )
+        first = video.first_outside_tolerance_frame
+        if worst > 1.0:
+            frame = (
+                video.y_outside_tolerance_frame
+                if video.y_outside_tolerance_max_pct >= video.c_outside_tolerance_max_pct
+                else video.c_outside_tolerance_frame
             )
             artifacts.append(
                 Artifact(
@@ -389,29 +398,35 @@ def build_video_report(
                     region=video.illegal_region or frame_box,
                     frame=first,
                     time=t(first),
-                    description=f"Y {video.y_min}-{video.y_max}, C {video.c_min}-{video.c_max}",
+                    description=f"{ranges}; worst frame {frame}: {worst:.2f} % outside {lo}-{hi}",
                 )
             )
-        for name, pct, frame, nominal in (
-            ("luma", video.y_outside_nominal_max_pct, video.y_outside_nominal_frame, "16-235"),
-            ("chroma", video.c_outside_nominal_max_pct, video.c_outside_nominal_frame, "16-240"),
-        ):
-            if pct > 1.0:
-                _issue(
-                    issues,
-                    f"{name}_range",
-                    "fail",
-                    f"{pct:.2f} % of frame {frame}'s {name} samples lie outside the nominal "
-                    f"{nominal}",
-                    measured=round(pct, 3),
-                    limit="<= 1 % of a frame (EBU R 103)",
-                    frame=frame,
-                    time=t(frame),
-                )
-        if out_of_tolerance or worst > 1.0:
             advice.append(
                 "legalise the levels: keep RGB within 0-255 before the limited-range "
                 "conversion, or apply a broadcast-safe filter"
+            )
+        elif first is not None:
+            _issue(
+                issues,
+                "levels",
+                "info",
+                f"small excursions outside {lo}-{hi} ({ranges}) in "
+                f"{video.frames_outside_tolerance} frame(s), under R 103's 1 % area allowance",
+                measured=round(worst, 3),
+                limit=f"<= 1 % of a frame outside {lo}-{hi}",
+                frame=first,
+                time=t(first),
+            )
+        nominal = max(video.y_outside_nominal_max_pct, video.c_outside_nominal_max_pct)
+        if nominal > 1.0:
+            _issue(
+                issues,
+                "levels",
+                "info",
+                f"up to {nominal:.1f} % of a frame lies between the nominal range (Y 16-235, "
+                f"C 16-240) and the tolerance (legal; typical of compressed near-black areas)",
+                measured=round(nominal, 3),
+                limit="reported only",
             )
 
     # flashes

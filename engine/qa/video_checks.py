@@ -5,7 +5,8 @@ counted on the decoded code values, with no RGB conversion in between.  Flash, b
 and frozen-frame analysis runs on small area-averaged thumbnails of every frame.
 
 Levels (8-bit; 10-bit limits are 4x): BT.709 nominal Y 16-235, Cb/Cr 16-240; EBU R 103
-tolerance 5-246 and at most 1 % of a frame's pixels outside nominal.
+tolerance 5-246, excursions beyond it allowed over at most 1 % of a frame's area.  Both
+the share outside nominal and the share outside tolerance are measured per frame.
 
 Flashes (ITU-R BT.1702, Ofcom guidance note): a transition is a change of display
 luminance of 20 cd/m² or more (200 cd/m² display, BT.1886 gamma 2.4) where the darker
@@ -131,6 +132,10 @@ class VideoMeasurement:
     y_outside_nominal_frame: int = 0
     c_outside_nominal_max_pct: float = 0.0
     c_outside_nominal_frame: int = 0
+    y_outside_tolerance_max_pct: float = 0.0
+    y_outside_tolerance_frame: int = 0
+    c_outside_tolerance_max_pct: float = 0.0
+    c_outside_tolerance_frame: int = 0
     frames_outside_tolerance: int = 0
     first_outside_tolerance_frame: int | None = None
     illegal_region: tuple[int, int, int, int] | None = None
@@ -514,14 +519,16 @@ def measure_video(
                         worst_y, m.y_outside_nominal_frame = pct_y, index
                     if pct_c > worst_c:
                         worst_c, m.c_outside_nominal_frame = pct_c, index
-                    bad = (
-                        hy[: tolerance[0]].sum()
-                        + hy[tolerance[1] + 1 :].sum()
-                        + hc[: tolerance[0]].sum()
-                        + hc[tolerance[1] + 1 :].sum()
-                    )
+                    tol_y = hy[: tolerance[0]].sum() + hy[tolerance[1] + 1 :].sum()
+                    tol_c = hc[: tolerance[0]].sum() + hc[tolerance[1] + 1 :].sum()
+                    share_y = float(100.0 * tol_y / y.size)
+                    share_c = float(100.0 * tol_c / (u.size + v.size))
+                    if share_y > m.y_outside_tolerance_max_pct:
+                        m.y_outside_tolerance_max_pct, m.y_outside_tolerance_frame = share_y, index
+                    if share_c > m.c_outside_tolerance_max_pct:
+                        m.c_outside_tolerance_max_pct, m.c_outside_tolerance_frame = share_c, index
                     m.frames_level_checked += 1
-                    if bad:
+                    if tol_y or tol_c:
                         m.frames_outside_tolerance += 1
                         if m.first_outside_tolerance_frame is None:
                             m.first_outside_tolerance_frame = index
