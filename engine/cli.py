@@ -26,7 +26,15 @@ EXIT_OK, EXIT_FAILURE, EXIT_BAD_INPUT, EXIT_CANCELLED = 0, 1, 2, 130
 # ``register(subparsers)`` that adds its parser and sets ``handler=run`` as a default, and
 # ``run(args) -> int``.  They are imported when the parser is built, so keep their
 # top-level imports light (heavy libraries inside ``run``).
-_COMMAND_MODULES: tuple[str, ...] = ("models", "project", "assets", "generate", "upscale", "jobs")
+_COMMAND_MODULES: tuple[str, ...] = (
+    "models",
+    "project",
+    "assets",
+    "generate",
+    "upscale",
+    "jobs",
+    "qa",
+)
 
 
 def default_config_path() -> Path:

@@ -443,8 +443,9 @@ def build_video_report(
                 issues,
                 f"{kind}es",
                 "fail",
-                f"{rate:g} {word} within 1 s at {t(frame):.2f} s (frame {frame}); more than "
-                f"{FLASH_LIMIT:g} per second can trigger seizures (ITU-R BT.1702, Ofcom)",
+                f"{word} from {t(first):.2f} s (frame {first}), up to {rate:g} within 1 s "
+                f"(at {t(frame):.2f} s); more than {FLASH_LIMIT:g} per second can trigger "
+                "seizures (ITU-R BT.1702, Ofcom)",
                 measured=rate,
                 limit=f"<= {FLASH_LIMIT:g} per second over > 1/4 of the screen",
                 frame=first,
