@@ -1,6 +1,7 @@
 """Accuracy and speed of the audio analyser against ground truth, beside librosa's stock tracker.
 
     .venv/bin/python benchmarks/audio_accuracy.py [--quick] [--jobs 2] [--random N] [--only TEXT]
+        [--no-speed] [--synthetic-only | --real-only] [--json FILE]
 
 Three parts, each printed as a table with summary lines against the targets of issue 3:
 
@@ -34,7 +35,8 @@ Scores (mir_eval):
 
 ``--quick`` runs 12 of the songs and one warm repeat; ``--random N`` adds N random songs
 (seeded, fixed) as a separate table, not scored against the targets; ``--only TEXT`` runs
-the suite songs whose name contains TEXT.
+the suite songs whose name contains TEXT (and skips the real recordings and the speed part);
+``--synthetic-only`` and ``--real-only`` run one part alone, ``--no-speed`` skips the speed part.
 """
 
 from __future__ import annotations
@@ -754,13 +756,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--random", type=int, default=0, metavar="N", help="add N random songs")
     parser.add_argument("--only", default="", metavar="TEXT", help="suite songs named so")
     parser.add_argument("--no-speed", action="store_true", help="skip the speed section")
+    parts = parser.add_mutually_exclusive_group()
+    parts.add_argument(
+        "--synthetic-only", action="store_true", help="only the synthetic suite (no real, speed)"
+    )
+    parts.add_argument(
+        "--real-only", action="store_true", help="only the real recordings (no suite, speed)"
+    )
     parser.add_argument("--json", type=Path, help="also write every figure to this file")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     started = time.perf_counter()
 
     songs = [SUITE[i] for i in QUICK] if args.quick else list(SUITE)
-    songs = [s for s in songs if args.only in s.name]
+    songs = [s for s in songs if args.only in s.name] if not args.real_only else []
     print(f"# Audio analysis accuracy: {len(songs)} synthetic songs, ours vs stock librosa")
     print(
         "columns: F trim / whole = beat F (70 ms) with beats before 5 s dropped / whole clip; "
@@ -782,11 +791,11 @@ def main(argv: list[str] | None = None) -> int:
     clips = [p for p in clips if p.with_suffix(".beats").exists()]
     if not clips:
         print(f"\n## Real recordings: skipped, {EVAL_DIR} is absent or holds no annotated audio")
-    elif not args.only:
+    elif not args.only and not args.synthetic_only:
         rows = _pool_map(run_real, clips, args.jobs)
         report["real"] = rows
         print_real(rows)
-    if not args.no_speed and not args.only:
+    if not (args.no_speed or args.only or args.synthetic_only or args.real_only):
         run_speed(1 if args.quick else 3)
     if args.json:
         args.json.write_text(json.dumps(report, indent=1, default=float) + "\n")

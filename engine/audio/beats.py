@@ -24,6 +24,12 @@ How it works, in order:
    more accent than the beats, the grid sat on the off-beats and is re-tracked on the
    accents alone.  How even is even enough rises with the tempo (the prior again), so a
    100 BPM song with busy eighths stays at 100 while a 170 BPM backbeat is not halved.
+   The grid at twice the tempo must hold the slower grid's beats (a faster metrical level
+   contains the slower one): where it drifted onto the off-beats for a stretch (off-beat
+   hats outweighing kicks on 1 and 3), the slow beats are kept there and the gaps halved.
+   A half-time groove (kick on 1, snare on 3) whose eighths are played through stays at
+   the faster level when the prior prefers it clearly (the slower one at most 76 BPM):
+   at the slower level its steady texture would be sixteenths.
 6. Drumless stretches (intro, breakdown, outro) inherit the grid of the grooves around them
    (beats with kicks), since what is left there (off-beat hats, a pad) can pull the grid
    off the beat.
