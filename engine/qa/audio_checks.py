@@ -160,7 +160,9 @@ def decode_native_audio(path: Path, *, stream_index: int = 0) -> tuple[np.ndarra
                 blocks.append(out.to_ndarray())
     except av.error.FFmpegError as err:
         raise MediaInputError(
-            path, f"its audio cannot be decoded ({err}); re-export the file"
+            path,
+            f"its audio cannot be decoded ({err}); the file is damaged or truncated: "
+            "export or copy it again",
         ) from err
     if not blocks:
         raise MediaInputError(path, "its audio stream holds no samples; re-export the file")
