@@ -7,6 +7,7 @@ composes live one topic per module (``beats``, ``sections``, ``key``, ``spectral
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -85,7 +86,8 @@ class AudioAnalyzer:
         from engine.audio.beats import track_beats
 
         audio = self._decode(audio_path)
-        track = track_beats(audio.mono(), audio.sample_rate, sensitivity=sensitivity)
+        with _one_blas_thread():
+            track = track_beats(audio.mono(), audio.sample_rate, sensitivity=sensitivity)
         return _markers(track.times, track.strengths, track.beat_in_bar)
 
     def analyze_sections(self, audio_path: Path | str) -> list[AudioSection]:
@@ -97,9 +99,10 @@ class AudioAnalyzer:
         from engine.audio.spectral import spectral_curves
 
         audio = self._decode(audio_path)
-        return spectral_curves(
-            audio.mono(), audio.sample_rate, fps=self.fps, duration=audio.duration
-        )
+        with _one_blas_thread():
+            return spectral_curves(
+                audio.mono(), audio.sample_rate, fps=self.fps, duration=audio.duration
+            )
 
     # -- the whole analysis -------------------------------------------------------
     def analyze(
@@ -112,10 +115,6 @@ class AudioAnalyzer:
         AudioInputError
             Missing, empty, unreadable or over-long input.
         """
-        from engine.audio.beats import track_beats
-        from engine.audio.key import estimate_key
-        from engine.audio.sections import find_sections
-        from engine.audio.spectral import spectral_curves
 
         def tick(step: int, message: str) -> None:
             if progress is not None:
@@ -131,6 +130,18 @@ class AudioAnalyzer:
                 log.info("analysis of %s from the cache", path)
                 tick(5, "from cache")
                 return cached
+        with _one_blas_thread():
+            analysis = self._analyze_path(path, tick)
+        if self.cache is not None and key is not None:
+            self.cache.store(key, analysis)
+        return analysis
+
+    def _analyze_path(self, path: Path, tick: Callable[[int, str], None]) -> AudioAnalysis:
+        from engine.audio.beats import track_beats
+        from engine.audio.key import estimate_key
+        from engine.audio.sections import find_sections
+        from engine.audio.spectral import spectral_curves
+
         tick(0, "decoding")
         audio = self._decode(path)
         y, sr, duration = audio.mono(), audio.sample_rate, audio.duration
@@ -168,7 +179,7 @@ class AudioAnalyzer:
         )
         log.info(
             "analysed %s: %.1f s, %.1f BPM, %s, %d beats, %d sections, key %s",
-            audio_path,
+            path,
             duration,
             analysis.tempo,
             analysis.time_signature,
@@ -176,12 +187,24 @@ class AudioAnalyzer:
             len(sections),
             key_name,
         )
-        if self.cache is not None and key is not None:
-            self.cache.store(key, analysis)
         return analysis
 
     def _params(self) -> dict[str, float]:
         return {"sample_rate": self.sample_rate, "sensitivity": self.sensitivity, "fps": self.fps}
+
+
+def _one_blas_thread() -> contextlib.AbstractContextManager[object]:
+    """One BLAS thread while the analysis runs.
+
+    The analysis multiplies filter banks with blocks of 64 to 512 STFT frames: products
+    far too small for BLAS threads to help.  On a busy 2-core machine OpenBLAS's threads
+    spinning for work made it several times slower (measured on a 2-minute song: 0.8 to
+    3.5 s of CPU from run to run; with one thread a steady 0.4 s).  Process-wide while
+    active.
+    """
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _markers(times: np.ndarray, strengths: np.ndarray, beat_in_bar: np.ndarray) -> list[BeatMarker]:
