@@ -1,0 +1,100 @@
+"""Audio QC: loudness of tones whose loudness is known from BS.1770 itself, true peak
+between samples, loudness range, and the loudness standards' items."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.errors import MediaInputError
+from engine.qa import QualityValidator, measure_audio
+from engine.qa.audio_checks import loudness_range, measure_samples, true_peak_dbtp
+from tests.media import write_wav
+from tests.qa_media import sine
+
+
+def test_997hz_tone_reads_its_bs1770_loudness(tmp_path: Path) -> None:
+    # BS.1770: a 997 Hz sine of peak A in one channel reads 20 log10(A) - 3.01 LUFS;
+    # the same sine in both channels reads 20 log10(A).
+    stereo = measure_samples(sine(5.0, dbfs=-23.0), 48000)
+    assert stereo.integrated_lufs == pytest.approx(-23.0, abs=0.1)
+    mono = measure_samples(sine(5.0, dbfs=-20.0, channels=1), 48000)
+    assert mono.integrated_lufs == pytest.approx(-23.01, abs=0.1)
+    path = write_wav(tmp_path / "tone.wav", sine(5.0, dbfs=-18.0), 48000)
+    measured = measure_audio(path)
+    assert measured.integrated_lufs == pytest.approx(-18.0, abs=0.1)
+    assert measured.channels == 2 and measured.sample_rate == 48000
+
+
+def test_integrated_loudness_agrees_with_pyloudnorm() -> None:
+    pyln = pytest.importorskip("pyloudnorm", reason="pyloudnorm is the reference meter")
+    rng = np.random.default_rng(5)
+    music = rng.standard_normal((2, 48000 * 6)).astype(np.float32) * 0.05
+    music[:, 48000 * 3 :] *= 0.3  # a quiet second half, so the gates matter
+    ours = measure_samples(music, 48000).integrated_lufs
+    reference = pyln.Meter(48000).integrated_loudness(music.T.astype(np.float64))
+    assert ours == pytest.approx(reference, abs=0.1)
+
+
+def test_true_peak_finds_the_peak_between_samples() -> None:
+    # fs/4 with a 45 degree phase: every sample is at 0.707 of the true peak (-3.01 dB).
+    wave = sine(1.0, freq=12000.0, dbfs=-6.0, phase=math.pi / 4, channels=1)
+    measured = measure_samples(wave, 48000)
+    assert measured.sample_peak_dbfs == pytest.approx(-9.01, abs=0.05)
+    assert measured.true_peak_dbtp == pytest.approx(-6.0, abs=0.2)
+
+
+def test_true_peak_blocks_join_without_missing_a_peak() -> None:
+    wave = np.zeros((1, 48000 * 3), np.float32)
+    wave[0, 48000 * 2 - 1 : 48000 * 2 + 1] = [0.5, -0.5]  # on a 1 s block boundary
+    assert true_peak_dbtp(wave, 48000, block_seconds=1.0) == pytest.approx(
+        true_peak_dbtp(wave, 48000, block_seconds=10.0), abs=1e-6
+    )
+
+
+def test_loudness_range_of_two_levels() -> None:
+    # 10 s at -20 LUFS then 10 s at -30 LUFS: EBU Tech 3342 reads about 10 LU.
+    loud, quiet = sine(10.0, dbfs=-20.0), sine(10.0, dbfs=-30.0)
+    lra = loudness_range(np.concatenate([loud, quiet], axis=1), 48000)
+    assert lra == pytest.approx(10.0, abs=0.5)
+    assert loudness_range(sine(10.0, dbfs=-20.0), 48000) == pytest.approx(0.0, abs=0.1)
+
+
+@pytest.mark.parametrize(
+    ("level", "r128", "a85"),
+    [(-23.0, True, True), (-24.0, False, True), (-14.0, False, False)],
+)
+def test_loudness_standards_on_a_sound_file(
+    tmp_path: Path, level: float, r128: bool, a85: bool
+) -> None:
+    path = write_wav(tmp_path / "tone.wav", sine(4.0, dbfs=level), 48000)
+    report = QualityValidator().check_broadcast_standards(path, ["ebu_r128", "atsc_a85", "web"])
+    assert report.get("ebu_r128").passed is r128
+    assert report.get("atsc_a85").passed is a85
+    loudness = next(i for i in report.get("ebu_r128").items if i.check == "integrated_loudness")
+    assert loudness.measured == pytest.approx(level, abs=0.1)
+    assert loudness.limit == "-23 +/- 0.5 LUFS"
+    web = report.get("web")
+    assert not web.passed  # no video stream
+    assert any(i.check == "video_present" and not i.passed for i in web.items)
+
+
+def test_true_peak_over_the_limit_fails_r128_though_samples_are_under(tmp_path: Path) -> None:
+    # Samples peak at -3.5 dBFS (a sample-peak meter passes it); the true peak is -0.5.
+    wave = sine(2.0, freq=12000.0, dbfs=-0.5, phase=math.pi / 4)
+    path = write_wav(tmp_path / "peaky.wav", wave, 48000)
+    measured = measure_audio(path)
+    assert measured.sample_peak_dbfs < -3.0
+    items = QualityValidator().check_broadcast_standards(path, ["ebu_r128"]).get("ebu_r128").items
+    peak = next(i for i in items if i.check == "true_peak")
+    assert not peak.passed and peak.measured == pytest.approx(-0.5, abs=0.2)
+
+
+def test_file_without_audio_is_a_typed_error(tmp_path: Path) -> None:
+    path = tmp_path / "noise.wav"
+    path.write_bytes(b"RIFF0000WAVEjunk")
+    with pytest.raises(MediaInputError):
+        measure_audio(path)
