@@ -26,6 +26,7 @@ import hashlib
 import json
 import logging
 import shutil
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -169,6 +170,40 @@ def _root_failure(orchestrator: APEXOrchestrator, rid_job: str) -> BaseException
     return APEXDirectorError(f"the render job {rid_job} did not succeed")
 
 
+def _remove_stale_temp_files(request: RenderRequest, *, older_than: float) -> int:
+    """Delete the temporary files a killed run left (atomic writes never renamed).
+
+    Only files made before this run started, in the render's cache folders and beside
+    its outputs, and named as :func:`engine.atomic_files.atomic_path` names them.  A
+    concurrent render's file deleted by mistake makes its write fail with an OSError,
+    which its job retries.
+    """
+    from engine.orchestrator.render_pipeline import default_cache_dir
+
+    cache = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
+    candidates: list[Path] = []
+    for folder in ("stills", "analysis", "segments"):
+        if (cache / folder).is_dir():
+            candidates.extend(p for p in (cache / folder).rglob(".*.tmp-*") if p.is_file())
+    for output in (
+        request.output_path,
+        request.json_report,
+        request.otio_path,
+        request.timeline_json,
+    ):
+        if output is not None and Path(output).parent.is_dir():
+            candidates.extend(Path(output).parent.glob(f".{Path(output).name}.tmp-*"))
+    removed = 0
+    for path in candidates:
+        with contextlib.suppress(OSError):
+            if path.stat().st_mtime < older_than:
+                path.unlink()
+                removed += 1
+    if removed:
+        log.info("removed %d temporary files left by an interrupted run", removed)
+    return removed
+
+
 def run_render(
     request: RenderRequest,
     *,
@@ -203,6 +238,7 @@ def run_render(
     from engine.orchestrator.orchestrator import APEXOrchestrator
     from engine.orchestrator.render_pipeline import default_cache_dir
 
+    run_started = time.time()
     temporary = project_dir is None
     if project_dir is None:
         cache = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
@@ -233,6 +269,7 @@ def run_render(
         if temporary and isinstance(failed, UserInputError):
             shutil.rmtree(project_dir, ignore_errors=True)
         raise failed
+    _remove_stale_temp_files(request, older_than=run_started)
     if temporary:
         shutil.rmtree(project_dir, ignore_errors=True)
     return dict(status["result"]["report"])
