@@ -448,3 +448,27 @@ def test_sigkilled_orchestrator_resumes_where_it_stopped(
     assert len(artifacts) == 30  # none lost, none twice
     assert sorted(p.read_text() for p in artifacts) == sorted(ids)
     assert not [p for p in (project / "cache").rglob("*") if ".tmp" in p.name]
+
+
+def test_facade_hands_out_the_asset_manager_and_the_projects_orchestrator(
+    engine: EngineThread, tmp_path: Path
+) -> None:
+    from engine.api import APEXDirector
+
+    with APEXDirector(tmp_path / "workspace") as director:
+        fallback = director.get_orchestrator()  # no project yet: the default one
+        assert fallback.project.path == tmp_path / "workspace" / "default"
+        assets = director.get_asset_manager()
+        assert director.get_asset_manager() is assets
+        project = assets.create_project("Night drive")
+        orchestrator = director.get_orchestrator()
+        assert orchestrator.project is project
+        assert director.get_orchestrator() is orchestrator
+        engine.call(orchestrator.start())
+        job_id = engine.call(orchestrator.submit_job(_generate(8, ["procedural"])))
+        assert engine.call(orchestrator.wait_for(job_id, timeout_s=30))["state"] == "succeeded"
+        engine.call(orchestrator.stop())
+        stats = engine.call(orchestrator.get_system_stats())
+        assert stats["project"]["path"] == str(project.path)
+        assert stats["queue"]["succeeded"] == 1 and stats["queue"]["total"] == 1
+        assert stats["device"]["kind"]  # reported, or "not probed" without torch
