@@ -99,6 +99,7 @@ __all__ = [
     "DiffusionRequest",
     "EngineThread",
     "FoundModel",
+    "FrameServer",
     "GenerationError",
     "GenerationRequest",
     "JobCancelled",
@@ -134,6 +135,7 @@ __all__ = [
     "__version__",
     "create_backend",
     "create_first_available",
+    "document_frame_server",
     "identify_model",
     "load_timeline",
     "plan_shots",
@@ -154,8 +156,13 @@ _LAZY = {
     "APEXDirector": "engine.orchestrator.facade",
     "APEXOrchestrator": "engine.orchestrator.orchestrator",
     "EngineThread": "engine.orchestrator.engine_thread",
+    # the preview frame server brings in the frame renderer (OpenCV on first frame)
+    "FrameServer": "engine.assembly.frame_server",
+    "document_frame_server": "engine.assembly.preview",
 }
 if TYPE_CHECKING:
+    from engine.assembly.frame_server import FrameServer
+    from engine.assembly.preview import document_frame_server
     from engine.assets import AssetManager, Project
     from engine.orchestrator.engine_thread import EngineThread
     from engine.orchestrator.facade import APEXDirector
