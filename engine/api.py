@@ -10,11 +10,16 @@ from engine import __version__
 from engine.assembly.assembler import AssemblyJob, VideoAssembler
 from engine.assembly.tempo_map import MusicalPosition, TempoMap
 from engine.assembly.timeline_document import (
+    Clip,
+    ClipSource,
     TimelineDocument,
+    TimePoint,
+    Track,
     load_timeline,
     save_timeline,
     timeline_from_plan,
 )
+from engine.assembly.transitions import TRANSITIONS, TransitionSpec
 from engine.audio.analyzer import ANALYZER_VERSION, AudioAnalyzer
 from engine.audio.types import AudioAnalysis, AudioSection, BeatMarker, SpectralFeatures
 from engine.config import ConfigManager
@@ -71,6 +76,7 @@ from engine.qa import (
 __all__ = [
     "ANALYZER_VERSION",
     "PRESET_NAMES",
+    "TRANSITIONS",
     "APEXDirector",
     "APEXDirectorError",
     "APEXOrchestrator",
@@ -89,6 +95,8 @@ __all__ = [
     "CancelledError",
     "CharacterConsistencyManager",
     "CinematicImageGenerator",
+    "Clip",
+    "ClipSource",
     "ColorGrader",
     "ComplianceItem",
     "ConfigManager",
@@ -128,7 +136,10 @@ __all__ = [
     "StandardResult",
     "StylePersistenceManager",
     "TempoMap",
+    "TimePoint",
     "TimelineDocument",
+    "Track",
+    "TransitionSpec",
     "UserInputError",
     "VideoAssembler",
     "VideoOptions",
