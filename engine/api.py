@@ -150,6 +150,7 @@ __all__ = [
     "identify_model",
     "load_timeline",
     "plan_shots",
+    "prepare_render",
     "render_video",
     "save_timeline",
     "scan_models",
@@ -170,6 +171,8 @@ _LAZY = {
     # the preview frame server brings in the frame renderer (OpenCV on first frame)
     "FrameServer": "engine.assembly.frame_server",
     "document_frame_server": "engine.assembly.preview",
+    # a render as a chain of jobs in a project (the GUI's render queue submits these)
+    "prepare_render": "engine.orchestrator.render_jobs",
 }
 if TYPE_CHECKING:
     from engine.assembly.frame_server import FrameServer
@@ -178,6 +181,7 @@ if TYPE_CHECKING:
     from engine.orchestrator.engine_thread import EngineThread
     from engine.orchestrator.facade import APEXDirector
     from engine.orchestrator.orchestrator import APEXOrchestrator
+    from engine.orchestrator.render_jobs import prepare_render
 
 
 def __getattr__(name: str) -> object:
