@@ -482,7 +482,8 @@ def measure_video(
     index = 0
     with _open(path) as container:
         stream = container.streams.video[0]
-        stream.thread_type = "AUTO"
+        if m.width * m.height >= 1280 * 720:  # threads cost more than they give on small frames
+            stream.thread_type = "AUTO"
         if options.threads:
             stream.thread_count = options.threads
         try:
