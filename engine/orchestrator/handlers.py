@@ -179,7 +179,6 @@ def _generate(context: JobContext) -> dict[str, Any]:
         try:
             context.acquire_generation(name)
         except RateLimitError as err:
-            failures.append(f"{name}: {err}")
             limited = limited or err
             continue
         try:
@@ -203,7 +202,7 @@ def _generate(context: JobContext) -> dict[str, Any]:
             "reused": False,
             "skipped": failures,
         }
-    if limited is not None and len(failures) == len(order):
+    if limited is not None:  # a backend that may work once its limit allows: wait for it
         raise limited
     raise BackendError(
         "every image backend failed: " + "; ".join(failures),

@@ -379,11 +379,12 @@ class JobQueue:
                 log.warning("job %s (%s) failed: %s", job.id, job.kind, error)
             return self._snapshot(m.Job.get_by_id(job.id))
 
-    def release(self, job_id: str) -> Job:
-        """Put a running job back in the queue, its attempt not counted (graceful stop).
+    def release(self, job_id: str, *, delay_s: float = 0.0) -> Job:
+        """Put a running job back in the queue, its attempt not counted.
 
-        The worker stopped it at a safe point on purpose; it was no failure.  A job
-        that is no longer running (cancelled meanwhile) is left as it is.
+        For a graceful stop (the worker stopped it at a safe point on purpose) and a
+        rate limit (due again after ``delay_s``): neither is a failure.  A job that is
+        no longer running (cancelled meanwhile) is left as it is.
         """
         now = self._clock()
         m = self.models
@@ -394,7 +395,7 @@ class JobQueue:
                     state=QUEUED,
                     worker=None,
                     attempts=m.Job.attempts - 1,
-                    next_attempt_at=0.0,
+                    next_attempt_at=now + max(0.0, float(delay_s)) if delay_s else 0.0,
                     updated_at=now,
                 ).where(m.Job.id == row.id).execute()
             return self._snapshot(m.Job.get_by_id(row.id))

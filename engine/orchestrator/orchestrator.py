@@ -16,8 +16,9 @@ exists is not redone.
 Failures: :class:`~engine.errors.UserInputError` fails the job at once (running it again
 would fail the same way); transient ones (:class:`~engine.errors.BackendError`,
 :class:`~engine.errors.GenerationError`, ``OSError``, a locked database) are retried with
-exponential backoff and jitter; a :class:`~engine.assets.errors.RateLimitError` is
-retried after the time it names.  Every failed attempt counts in
+exponential backoff and jitter.  A :class:`~engine.assets.errors.RateLimitError` is no
+failure: the job goes back to the queue, due after the time the error names, its
+attempt not counted (``rate_limits.deferred_jobs`` in the stats).  Every failed attempt counts in
 ``get_system_stats()["errors"]``, and so does each backend a generate job failed over
 from (``BackendFailover``); an error is *recovered* when its job later succeeds.
 
@@ -129,7 +130,6 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     DatabaseLockedError,
-    RateLimitError,
 )
 
 Handler = Callable[["JobContext"], "dict[str, Any] | None"]
@@ -288,6 +288,7 @@ class APEXOrchestrator:
         self._exceptions: dict[str, BaseException] = {}
         # statistics of this session
         self._errors_total = 0
+        self._rate_limited = 0
         self._errors_by_type: Counter[str] = Counter()
         self._errored_jobs: Counter[str] = Counter()
         self._recovered = 0
@@ -655,8 +656,11 @@ class APEXOrchestrator:
                 "by_type": by_type,
             },
             "rate_limits": {
-                name: {"per_minute": bucket.per_minute, "remaining": bucket.remaining}
-                for name, bucket in sorted(self._buckets.items())
+                "deferred_jobs": self._rate_limited,
+                "buckets": {
+                    name: {"per_minute": bucket.per_minute, "remaining": bucket.remaining}
+                    for name, bucket in sorted(self._buckets.items())
+                },
             },
             "device": self._device(probe_device),
         }
@@ -828,15 +832,23 @@ class APEXOrchestrator:
         if isinstance(err, KeyboardInterrupt | SystemExit):
             self.queue.release(job.id)
             raise err
+        if isinstance(err, RateLimitError):  # not a failure: due again when the limit allows
+            with self._stats_lock:
+                self._rate_limited += 1
+            try:
+                self.queue.release(job.id, delay_s=err.retry_after_s)
+            except ParameterError:
+                return
+            log.info("job %s (%s) rate-limited: %s", job.id, job.kind, err)
+            return
         retryable = isinstance(err, _TRANSIENT) and not isinstance(err, UserInputError)
-        retry_after = err.retry_after_s if isinstance(err, RateLimitError) else None
         message = f"{type(err).__name__}: {err}"
         self._count_error(job.id, err)
         self._exceptions[job.id] = err
         if not retryable and not isinstance(err, APEXDirectorError):
             log.error("job %s (%s) hit an internal error", job.id, job.kind, exc_info=err)
         try:
-            after = self.queue.fail(job.id, message, retryable=retryable, retry_after_s=retry_after)
+            after = self.queue.fail(job.id, message, retryable=retryable)
         except ParameterError:  # cancelled meanwhile
             self._emit(JobCancelled(job_id=job.id, stage=job.kind))
             return
