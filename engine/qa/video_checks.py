@@ -365,17 +365,25 @@ def _planes(frame: Any, bit_depth: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     return out[0], out[1], out[2]
 
 
-def _histogram(plane: np.ndarray, bins: int) -> np.ndarray:
-    if plane.dtype == np.uint8:
-        import cv2
+def _plane_stats(
+    plane: np.ndarray, nominal: tuple[int, int], tolerance: tuple[int, int]
+) -> tuple[int, int, int, int]:
+    """(min, max, samples outside nominal, samples outside tolerance) of one plane.
 
-        return cv2.calcHist([plane], [0], None, [256], [0, 256]).ravel().astype(np.int64)
-    return np.bincount(plane.ravel(), minlength=bins)[:bins].astype(np.int64)
-
-
-def _limits_of(hist: np.ndarray) -> tuple[int, int]:
-    nz = np.flatnonzero(hist)
-    return (int(nz[0]), int(nz[-1])) if nz.size else (0, 0)
+    Min and max are one fast pass each; the counting passes run only when an extreme is
+    outside the nominal range, which a legal frame never is.
+    """
+    low, high = int(plane.min()), int(plane.max())
+    out_nominal = out_tolerance = 0
+    if low < nominal[0]:
+        out_nominal += int(np.count_nonzero(plane < nominal[0]))
+        if low < tolerance[0]:
+            out_tolerance += int(np.count_nonzero(plane < tolerance[0]))
+    if high > nominal[1]:
+        out_nominal += int(np.count_nonzero(plane > nominal[1]))
+        if high > tolerance[1]:
+            out_tolerance += int(np.count_nonzero(plane > tolerance[1]))
+    return low, high, out_nominal, out_tolerance
 
 
 def _cells_rgb(
@@ -387,12 +395,15 @@ def _cells_rgb(
     lv: dict[str, int],
     full: bool,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Display luminance (cd/m²) and red-flash value of every grid cell."""
+    """Display luminance (cd/m²) and red-flash value of every grid cell.
+
+    ``y`` is the luma thumbnail, ``u`` and ``v`` the full chroma planes.
+    """
     import cv2
 
-    ys = cv2.resize(y.astype(np.float32), grid, interpolation=cv2.INTER_AREA)
-    us = cv2.resize(u.astype(np.float32), grid, interpolation=cv2.INTER_AREA)
-    vs = cv2.resize(v.astype(np.float32), grid, interpolation=cv2.INTER_AREA)
+    ys = cv2.resize(y, grid, interpolation=cv2.INTER_AREA).astype(np.float32)
+    us = cv2.resize(u, grid, interpolation=cv2.INTER_AREA).astype(np.float32)
+    vs = cv2.resize(v, grid, interpolation=cv2.INTER_AREA).astype(np.float32)
     top = lv["max"]
     if full:
         yn, cb, cr = ys / top, (us - (top + 1) / 2) / top, (vs - (top + 1) / 2) / top
@@ -459,7 +470,6 @@ def measure_video(
     fps = m.fps or 25.0
     full_range = m.color_range == "pc"
     lv = _levels(m.bit_depth)
-    bins = lv["max"] + 1
     if full_range:
         nominal_y, nominal_c = (0, lv["max"]), (0, lv["max"])
     else:
@@ -500,30 +510,26 @@ def measure_video(
                 m.frame_times.append(float(frame.time) if frame.time is not None else index / fps)
                 y, u, v = _planes(picture, m.bit_depth)
                 if index % every == 0:
-                    hy = _histogram(y, bins)
-                    hc = _histogram(u, bins) + _histogram(v, bins)
-                    lo, hi = _limits_of(hy)
-                    if lo < y_min:
-                        y_min, m.y_min_frame = lo, index
-                    if hi > y_max:
-                        y_max, m.y_max_frame = hi, index
-                    lo, hi = _limits_of(hc)
-                    if lo < c_min:
-                        c_min, m.c_min_frame = lo, index
-                    if hi > c_max:
-                        c_max, m.c_max_frame = hi, index
-                    out_y = hy[: nominal_y[0]].sum() + hy[nominal_y[1] + 1 :].sum()
-                    out_c = hc[: nominal_c[0]].sum() + hc[nominal_c[1] + 1 :].sum()
-                    pct_y = float(100.0 * out_y / y.size)
-                    pct_c = float(100.0 * out_c / (u.size + v.size))
+                    ylo, yhi, out_y, tol_y = _plane_stats(y, nominal_y, tolerance)
+                    ulo, uhi, out_u, tol_u = _plane_stats(u, nominal_c, tolerance)
+                    vlo, vhi, out_v, tol_v = _plane_stats(v, nominal_c, tolerance)
+                    if ylo < y_min:
+                        y_min, m.y_min_frame = ylo, index
+                    if yhi > y_max:
+                        y_max, m.y_max_frame = yhi, index
+                    if min(ulo, vlo) < c_min:
+                        c_min, m.c_min_frame = min(ulo, vlo), index
+                    if max(uhi, vhi) > c_max:
+                        c_max, m.c_max_frame = max(uhi, vhi), index
+                    out_c, tol_c = out_u + out_v, tol_u + tol_v
+                    pct_y = 100.0 * out_y / y.size
+                    pct_c = 100.0 * out_c / (u.size + v.size)
                     if pct_y > worst_y:
                         worst_y, m.y_outside_nominal_frame = pct_y, index
                     if pct_c > worst_c:
                         worst_c, m.c_outside_nominal_frame = pct_c, index
-                    tol_y = hy[: tolerance[0]].sum() + hy[tolerance[1] + 1 :].sum()
-                    tol_c = hc[: tolerance[0]].sum() + hc[tolerance[1] + 1 :].sum()
-                    share_y = float(100.0 * tol_y / y.size)
-                    share_c = float(100.0 * tol_c / (u.size + v.size))
+                    share_y = 100.0 * tol_y / y.size
+                    share_c = 100.0 * tol_c / (u.size + v.size)
                     if share_y > m.y_outside_tolerance_max_pct:
                         m.y_outside_tolerance_max_pct, m.y_outside_tolerance_frame = share_y, index
                     if share_c > m.c_outside_tolerance_max_pct:
@@ -542,7 +548,8 @@ def measure_video(
                                     int(cols[-1] - cols[0] + 1),
                                     int(rows[-1] - rows[0] + 1),
                                 )
-                luminance, red = _cells_rgb(y, u, v, grid=grid, lv=lv, full=full_range)
+                thumb = cv2.resize(y, _THUMB, interpolation=cv2.INTER_AREA)
+                luminance, red = _cells_rgb(thumb, u, v, grid=grid, lv=lv, full=full_range)
                 rate = flashes.update(luminance)
                 if rate > m.max_flashes_per_second:
                     m.max_flashes_per_second, m.max_flash_frame = rate, index
@@ -553,7 +560,6 @@ def measure_video(
                     m.max_red_flashes_per_second, m.max_red_flash_frame = rate, index
                 if rate > FLASH_LIMIT and m.first_red_flash_fail_frame is None:
                     m.first_red_flash_fail_frame = index
-                thumb = cv2.resize(y, _THUMB, interpolation=cv2.INTER_AREA)
                 black_flags.append(
                     float(np.count_nonzero(thumb <= black_level)) / thumb.size >= _BLACK_RATIO
                 )

@@ -266,5 +266,7 @@ def test_truncated_faststart_file_says_how_many_frames_decoded(media: Path) -> N
     data = faststart.read_bytes()
     cut = media / "fs_cut.mp4"
     cut.write_bytes(data[: len(data) * 6 // 10])
-    with pytest.raises(MediaInputError, match=r"declares 50 frames but only \d+"):
+    # Depending on where the cut falls the decoder stops quietly (then the frame count
+    # gives it away) or reports bad data; either way the error names the frame.
+    with pytest.raises(MediaInputError, match=r"(only \d+ could be|stopped at frame \d+).*trunc"):
         QualityValidator().validate_video(cut)
