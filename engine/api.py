@@ -49,17 +49,18 @@ from engine.events import (
     JobStarted,
 )
 from engine.generation.backends import create_backend, create_first_available
-from engine.generation.characters import CharacterConsistencyManager
+from engine.generation.characters import CharacterConsistencyManager, CharacterProfile
 from engine.generation.device import DeviceInfo, select_device
 from engine.generation.diffusers_backend import DiffusersBackend, DiffusionRequest
 from engine.generation.generator import CinematicImageGenerator
 from engine.generation.lora import LoraBaseMismatchError, LoraSpec
 from engine.generation.model_manager import ModelInfo, identify_model
 from engine.generation.model_manager.registry import FoundModel, scan_models
-from engine.generation.prompting import GenerationRequest
-from engine.generation.style_bible import StylePersistenceManager
+from engine.generation.prompting import GenerationRequest, StylePreset, load_presets
+from engine.generation.style_bible import STYLE_BIBLE_FILE, StyleBible, StylePersistenceManager
 from engine.generation.upscale import upscale_file, upscale_image
-from engine.grading.grader import ColorGrader
+from engine.grading.grader import STAGES, ColorGrader, shipped_looks
+from engine.grading.lut import LutParseError
 from engine.orchestrator.render_pipeline import PRESET_NAMES, RenderRequest, render_video
 from engine.planning.shots import Shot, ShotList, plan_shots
 from engine.qa import (
@@ -76,6 +77,8 @@ from engine.qa import (
 __all__ = [
     "ANALYZER_VERSION",
     "PRESET_NAMES",
+    "STAGES",
+    "STYLE_BIBLE_FILE",
     "TRANSITIONS",
     "APEXDirector",
     "APEXDirectorError",
@@ -94,6 +97,7 @@ __all__ = [
     "BroadcastComplianceReport",
     "CancelledError",
     "CharacterConsistencyManager",
+    "CharacterProfile",
     "CinematicImageGenerator",
     "Clip",
     "ClipSource",
@@ -119,6 +123,7 @@ __all__ = [
     "JobStarted",
     "LoraBaseMismatchError",
     "LoraSpec",
+    "LutParseError",
     "MediaInputError",
     "ModelError",
     "ModelInfo",
@@ -134,7 +139,9 @@ __all__ = [
     "SpectralFeatures",
     "StageContext",
     "StandardResult",
+    "StyleBible",
     "StylePersistenceManager",
+    "StylePreset",
     "TempoMap",
     "TimePoint",
     "TimelineDocument",
@@ -148,6 +155,7 @@ __all__ = [
     "create_first_available",
     "document_frame_server",
     "identify_model",
+    "load_presets",
     "load_timeline",
     "plan_shots",
     "prepare_render",
@@ -155,6 +163,7 @@ __all__ = [
     "save_timeline",
     "scan_models",
     "select_device",
+    "shipped_looks",
     "timeline_from_plan",
     "upscale_file",
     "upscale_image",
