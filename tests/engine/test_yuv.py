@@ -143,3 +143,27 @@ def test_writer_encodes_i420_frames_as_given(tmp_path: Path) -> None:
         decoded = next(container.decode(stream)).to_ndarray()
     expected = 16 + 219 * (0.2126 * 200 + 0.7152 * 30 + 0.0722 * 30) / 255
     assert abs(float(decoded[:64].mean()) - expected) < 1.0
+
+
+def test_ken_burns_with_shake_on_planes() -> None:
+    """A seeded Ken Burns move with camera shake and a beat pulse: the planes give the
+    RGB picture (the renderer's stills are frame-sized, as the loaders make them)."""
+    from engine.assembly.motion import MotionSpec
+
+    shots = _shots("crossfade")
+    stills = [_still(i, cell=12) for i in range(3)]
+    style = FrameStyle(
+        motions={
+            i: MotionSpec(kind="ken_burns", amount=0.15, seed=i, shake=20.0, pulse=0.03)
+            for i in range(3)
+        },
+        beat_times=(0.5, 1.0, 2.0, 3.5),
+    )
+    renderer = FrameRenderer(
+        shots, Timeline(shots, fps=30.0, crossfade_seconds=0.5), stills.__getitem__, style
+    )
+    for frame in (3, 30, 57, 60, 100):
+        planes = renderer.render_i420(frame, (W, H)).astype(int)
+        diff = np.abs(planes - rgb_to_i420(renderer.render(frame)).astype(int))
+        assert diff[:H].max() <= 2 and diff[:H].mean() < 0.4, frame
+        assert diff[H:].max() <= 3 and diff[H:].mean() < 0.5, frame
