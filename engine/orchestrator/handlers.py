@@ -128,13 +128,14 @@ def _analyse(context: JobContext) -> dict[str, Any]:
     sensitivity = float(context.payload.get("sensitivity", 0.5))
     inputs = {"audio": file_digest(audio), "sensitivity": sensitivity}
     target = context.artifact_path("json", inputs)
-    if target.exists():
-        return {"artifact": str(target), "reused": True}
-    analyzer = AudioAnalyzer(
-        sensitivity=sensitivity, cache_dir=context.project.cache_dir / "analysis"
-    )
-    analysis = analyzer.analyze(audio, progress=context.stage.progress)
-    _write_json(target, analysis.to_dict())
+    with context.making(target):
+        if target.exists():
+            return {"artifact": str(target), "reused": True}
+        analyzer = AudioAnalyzer(
+            sensitivity=sensitivity, cache_dir=context.project.cache_dir / "analysis"
+        )
+        analysis = analyzer.analyze(audio, progress=context.stage.progress)
+        _write_json(target, analysis.to_dict())
     return {"artifact": str(target), "reused": False, "tempo": analysis.tempo}
 
 
@@ -218,13 +219,14 @@ def _upscale(context: JobContext) -> dict[str, Any]:
     source = Path(str(context.payload.get("source", "")))
     if not source.is_file():
         raise MediaInputError(source, "the image to upscale is not there")
-    preset = str(context.payload.get("preset", "fast"))
+    preset = str(context.payload.get("preset", "web"))
     options = dict(context.payload.get("options") or {})
     inputs = {"source": file_digest(source), "preset": preset, "options": options}
     target = context.artifact_path("png", inputs)
-    if target.exists():
-        return {"artifact": str(target), "reused": True}
-    info = upscale_file(source, target, preset, **options)
+    with context.making(target):
+        if target.exists():
+            return {"artifact": str(target), "reused": True}
+        info = upscale_file(source, target, preset, **options)
     return {"artifact": str(target), "reused": False, "info": _json_ready(info)}
 
 

@@ -52,7 +52,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -188,6 +188,14 @@ class JobContext:
         folder.mkdir(parents=True, exist_ok=True)
         return folder / f"{key}.{extension.lstrip('.')}"
 
+    @contextlib.contextmanager
+    def making(self, artifact: Path) -> Iterator[None]:
+        """Hold while checking for ``artifact`` and making it: two jobs of this process
+        with the same inputs then make it once (the second finds it made)."""
+        lock = self.orchestrator._artifact_lock(artifact)
+        with lock:
+            yield
+
     def acquire_generation(self, backend: str) -> None:
         """Take one generation request of ``backend``'s rate limit (or raise RateLimitError)."""
         self.orchestrator.generation_bucket(backend).acquire()
@@ -274,6 +282,7 @@ class APEXOrchestrator:
         self._subscribers_lock = threading.Lock()
         self._buckets: dict[str, TokenBucket] = {}
         self._buckets_lock = threading.Lock()
+        self._artifact_locks: dict[str, threading.Lock] = {}
         self._running: dict[str, _Running] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._gpu_pool: ThreadPoolExecutor | None = None
@@ -354,6 +363,10 @@ class APEXOrchestrator:
                 raise
             except Exception:  # a subscriber's bug must not stop the engine
                 log.exception("event subscriber %r failed on %r", sink, event)
+
+    def _artifact_lock(self, artifact: Path) -> threading.Lock:
+        with self._buckets_lock:
+            return self._artifact_locks.setdefault(str(artifact), threading.Lock())
 
     def generation_bucket(self, backend: str) -> TokenBucket:
         """The token bucket that limits ``backend``'s generation requests."""
@@ -493,7 +506,8 @@ class APEXOrchestrator:
         return job.to_dict()
 
     async def wait_for(self, job_id: str, *, timeout_s: float | None = None) -> dict[str, Any]:
-        """Wait until the job has finished (succeeded, failed, cancelled or quarantined).
+        """Wait until the job has finished (succeeded, failed, cancelled or quarantined);
+        for a job this orchestrator ran, until its events were delivered too.
 
         Raises
         ------
@@ -504,7 +518,8 @@ class APEXOrchestrator:
         poll = max(0.05, float(self.config["poll_interval_s"]))
         while True:
             status = await self.get_job_status(job_id)
-            if status["state"] in _FINISHED:
+            # a job of this orchestrator is done once its events went out, too
+            if status["state"] in _FINISHED and job_id not in self._running:
                 return status
             wait = poll * 4
             if deadline is not None:

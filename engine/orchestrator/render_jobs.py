@@ -243,6 +243,9 @@ def run_render(
     if project_dir is None:
         cache = Path(request.cache_dir) if request.cache_dir else default_cache_dir()
         project_dir = cache / "render-projects" / render_id(request, config)
+        if (project_dir / "apex.db").exists() and not (project_dir / "project.apex.json").exists():
+            # killed while the project was being created: nothing in it yet, start afresh
+            shutil.rmtree(project_dir, ignore_errors=True)
     elif request.cache_dir is None:
         request = dataclasses.replace(request, cache_dir=Path(project_dir) / "cache")
     failed: BaseException | None = None

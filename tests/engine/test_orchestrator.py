@@ -473,3 +473,33 @@ def test_facade_hands_out_the_asset_manager_and_the_projects_orchestrator(
         assert stats["project"]["path"] == str(project.path)
         assert stats["queue"]["succeeded"] == 1 and stats["queue"]["total"] == 1
         assert stats["device"]["kind"]  # reported, or "not probed" without torch
+
+
+def test_analyse_and_qa_jobs_run_the_real_stages(engine: EngineThread, tmp_path: Path) -> None:
+    from engine.audio.synth import SectionSpec, SongSpec, synthesize_song
+    from tests.media import write_wav
+
+    song = synthesize_song(
+        SongSpec(tempo=120.0, sections=(SectionSpec(label="verse", bars=4, energy=0.6),), seed=1)
+    )
+    audio = write_wav(tmp_path / "song.wav", song.audio, song.sample_rate)
+    (tmp_path / "broken.mp4").write_bytes(b"not a video at all")
+    orchestrator, _ = _start(engine, tmp_path / "p")
+    analyse, again, qa = engine.call(
+        orchestrator.submit_batch(
+            [
+                {"kind": "analyse", "payload": {"audio_path": str(audio)}},
+                {"kind": "analyse", "payload": {"audio_path": str(audio)}},
+                {"kind": "qa", "payload": {"video_path": str(tmp_path / "broken.mp4")}},
+            ]
+        )
+    )
+    first, second, checked = engine.call(orchestrator.drain([analyse, again, qa], timeout_s=60))
+    engine.call(orchestrator.close())
+    assert first["state"] == second["state"] == "succeeded"
+    made, reused = sorted([first["result"], second["result"]], key=lambda r: r["reused"])
+    assert made["tempo"] == pytest.approx(120.0, abs=2.0)
+    assert reused == {"artifact": made["artifact"], "reused": True}  # made once
+    assert Path(made["artifact"]).read_text().startswith("{")
+    assert checked["state"] == "failed" and checked["attempts"] == 1
+    assert "does not decode" in checked["error"]
