@@ -578,11 +578,14 @@ def _track_grid(
             continue
         if evenness <= _double_threshold(2.0 * bpm) and not (
             # The mirror image of the halving test below: a kick on every beat, no backbeat,
-            # something between the kicks, and a faster level the prior prefers.
+            # something between the kicks, the faster level's own off-beats played too (a
+            # level whose subdivision is silent is itself the subdivision), and a faster
+            # level the prior prefers.
             2.0 * bpm <= _KEEP_FAST_BPM
             and _backbeat(env, frames, (2, 3, 4)) < _BACKBEAT
             and _kick_pulse(env, frames)
             and _gaps_filled(env, frames)
+            and _gaps_filled(env, fast)
         ):
             break
         # Busy eighths (a bass line, say) are even enough, but kick and snare alternating on
@@ -606,9 +609,11 @@ def _track_grid(
             and bpm <= _KEEP_FAST_BPM
             and _kick_pulse(env, strong)
             and _gaps_filled(env, strong)
+            and _gaps_filled(env, frames)
         ):
-            # A kick on every other beat with no backbeat and the gaps played through (kicks
-            # on 1 and 3 under running hats): the faster level stands, as the prior says.
+            # A kick on every other beat with no backbeat and the gaps played through at both
+            # levels (kicks on 1 and 3 under running hats): the faster level stands, as the
+            # prior says.
             log.debug("%.1f BPM: weak beats, no backbeat, gaps filled: not halving", bpm)
             break
         log.debug(

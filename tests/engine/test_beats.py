@@ -371,3 +371,22 @@ def test_a_faster_grid_that_drifts_off_beat_is_nested_in_the_slower_one() -> Non
     nested = _nest(slow, fast, accent)
     expected = np.arange(0.0, 390.0 + 1e-9, 10.0)
     assert nested == pytest.approx(expected)
+
+
+def test_slow_waltz_with_a_kick_on_every_beat_is_not_doubled() -> None:
+    """67 BPM in 3/4, a kick on every beat and hats in eighths: the eighths are a level
+    whose own off-beats are silent, so they are the subdivision, not the beat (the prior
+    alone would prefer 134 BPM)."""
+    spec = SongSpec(
+        tempo=67.0,
+        beats_per_bar=3,
+        key="E major",
+        sections=_section_specs(("intro", 2, 0.2), ("verse", 6, 0.6), ("chorus", 6, 0.83)),
+        sample_rate=SR,
+        seed=42,
+    )
+    song = synthesize_song(spec)
+    track = track_beats(song.audio.mean(axis=0), SR)
+    assert track.tempo == pytest.approx(67.0, rel=0.04)
+    assert track.beats_per_bar == 3
+    assert mir_eval.beat.f_measure(np.array(song.truth["beats"]), track.times) >= 0.95
