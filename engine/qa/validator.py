@@ -423,8 +423,9 @@ def build_video_report(
                 issues,
                 "levels",
                 "info",
-                f"up to {nominal:.1f} % of a frame lies between the nominal range (Y 16-235, "
-                f"C 16-240) and the tolerance (legal; typical of compressed near-black areas)",
+                f"up to {nominal:.1f} % of a frame lies between the nominal range (Y "
+                f"{16 * scale}-{235 * scale}, C {16 * scale}-{240 * scale}) and the tolerance "
+                "(legal; typical of compressed near-black areas)",
                 measured=round(nominal, 3),
                 limit="reported only",
             )
