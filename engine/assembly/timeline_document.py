@@ -94,14 +94,21 @@ class TimePoint:
 
     @classmethod
     def at(cls, position: Position, tempo_map: TempoMap) -> TimePoint:
-        """The point at ``position`` on ``tempo_map``."""
+        """The point at ``position`` on ``tempo_map``, held inside the song (a position
+        past the end of a shorter remix is at its end)."""
         if position == "start":
             return cls("start", 0.0)
         if position == "end":
             return cls("end", float(tempo_map.duration))
         if not isinstance(position, MusicalPosition):
             raise ParameterError("position", position, "a MusicalPosition, 'start' or 'end'")
-        return cls(position, tempo_map.seconds(position))
+        return cls(position, min(max(tempo_map.seconds(position), 0.0), tempo_map.duration))
+
+    def inside(self, tempo_map: TempoMap) -> bool:
+        """Whether the position itself lies within the song on ``tempo_map``."""
+        if not isinstance(self.position, MusicalPosition):
+            return True
+        return 0.0 <= tempo_map.seconds(self.position) <= tempo_map.duration
 
     @classmethod
     def of(cls, seconds: float, tempo_map: TempoMap) -> TimePoint:
@@ -312,24 +319,16 @@ class TimelineDocument:
         for track in self.tracks:
             items: list[Clip | Effect] = []
             for item in track.items:
-                moved = item.retimed(new_map)
-                start = min(max(moved.start.seconds, 0.0), new_map.duration)
-                end = min(max(moved.end.seconds, 0.0), new_map.duration)
-                if end <= start:
+                moved = item.retimed(new_map)  # times held inside the new song
+                if moved.end.seconds <= moved.start.seconds:
                     log.warning("%s falls outside the re-timed song; dropped", _item_id(item))
                     continue
-                if (start, end) != (moved.start.seconds, moved.end.seconds):
-                    moved = dataclasses.replace(
-                        moved,
-                        start=TimePoint(moved.start.position, start),
-                        end=TimePoint(moved.end.position, end),
-                    )
                 items.append(moved)
             tracks.append(dataclasses.replace(track, items=tuple(items)))
         markers = tuple(
             dataclasses.replace(m, time=m.time.retimed(new_map))
             for m in self.markers
-            if 0.0 <= m.time.retimed(new_map).seconds <= new_map.duration
+            if m.time.inside(new_map)
         )
         return dataclasses.replace(
             self, fps=rate, tempo_map=new_map, tracks=tuple(tracks), markers=markers

@@ -315,3 +315,18 @@ def test_an_image_sequence_clip_is_rendered_image_by_image() -> None:
             assert int(renderer.render_i420(frame, (64, 36))[0, 0]) == int(
                 16 + 219 * 10 * image / 255 + 0.5
             )
+
+
+def test_retime_to_a_shorter_song_clamps_and_still_round_trips() -> None:
+    document = _document()
+    beats = document.tempo_map.beats
+    cut = beats[len(beats) // 2]  # a remix that stops half way, at this beat
+    shorter = TempoMap(beats[: len(beats) // 2 + 1], 4, cut[0] + 0.25)
+    retimed = document.retime(shorter)
+    clips = retimed.video_clips
+    assert 0 < len(clips) < len(document.video_clips)
+    assert clips[-1].end.seconds == shorter.duration  # the last clip runs to the new end
+    assert all(c.start.seconds < c.end.seconds <= shorter.duration for c in clips)
+    assert TimelineDocument.from_json(retimed.to_json()) == retimed
+    assert retimed.render_plan().shots.duration == shorter.duration
+    assert all(m.time.seconds <= shorter.duration for m in retimed.markers)
