@@ -84,7 +84,7 @@ _TRACK_BG = QColor(40, 42, 48)
 _CLIP = QColor(70, 96, 140)
 _CLIP_SELECTED = QColor(240, 190, 60)
 # opaque: alpha-blended lines cost ten times more to draw in Qt's raster engine
-_BEAT = QColor(58, 60, 68)
+_BEAT = QColor(68, 71, 82)
 _DOWNBEAT = QColor(120, 124, 136)
 _PLAYHEAD = QColor(235, 64, 52)
 _WAVE = QColor(110, 190, 150)
