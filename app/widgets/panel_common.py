@@ -1,0 +1,136 @@
+"""Small helpers shared by the style-bible editor, character library and grading panel.
+
+Images cross between Qt and the engine as ``(H, W, 3) uint8`` RGB arrays; Qt reads and
+scales them (``QImage`` is reentrant, so workers of the bridge may use it), the engine
+grades and compares them.  No OpenCV here: ``app/`` imports only ``engine.api``,
+PySide6, numpy and the standard library.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QMimeData, Qt
+from PySide6.QtGui import QImage, QPixmap
+from PySide6.QtWidgets import QWidget
+
+from engine import api
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "array_to_qimage",
+    "dropped_paths",
+    "load_rgb",
+    "mark_invalid",
+    "qimage_to_array",
+    "save_screenshot",
+    "thumbnail",
+]
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
+
+# A field that fails validation gets this frame; the message goes next to it.
+_INVALID_STYLE = "border: 2px solid #d9534f; border-radius: 3px;"
+
+
+def dropped_paths(mime: QMimeData, suffixes: Iterable[str] | None = None) -> list[Path]:
+    """Local files named by a drag's URLs, optionally only those with ``suffixes``."""
+    if not mime.hasUrls():
+        return []
+    wanted = {s.lower() for s in suffixes} if suffixes is not None else None
+    out = []
+    for url in mime.urls():
+        if not url.isLocalFile():
+            continue
+        path = Path(url.toLocalFile())
+        if wanted is None or path.suffix.lower() in wanted:
+            out.append(path)
+    return out
+
+
+def qimage_to_array(image: QImage) -> np.ndarray:
+    """An ``(H, W, 3) uint8`` RGB copy of ``image``."""
+    rgb = image.convertToFormat(QImage.Format.Format_RGB888)
+    height, width, stride = rgb.height(), rgb.width(), rgb.bytesPerLine()
+    buffer = np.frombuffer(rgb.constBits(), dtype=np.uint8, count=stride * height)
+    return buffer.reshape(height, stride)[:, : width * 3].reshape(height, width, 3).copy()
+
+
+def array_to_qimage(frame: np.ndarray) -> QImage:
+    """A ``QImage`` holding its own copy of an ``(H, W, 3) uint8`` RGB frame."""
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise api.ParameterError("frame", getattr(frame, "shape", frame), "(H, W, 3) uint8 RGB")
+    frame = np.ascontiguousarray(frame)
+    height, width, _ = frame.shape
+    image = QImage(frame.data, width, height, 3 * width, QImage.Format.Format_RGB888)
+    return image.copy()  # detach from the numpy buffer
+
+
+def load_rgb(path: Path | str, *, max_side: int | None = None) -> np.ndarray:
+    """Read an image as RGB, scaled down so its longer side is at most ``max_side``.
+
+    Raises
+    ------
+    MediaInputError
+        The file is missing or not an image Qt can read.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise api.MediaInputError(path, "is not there (moved or deleted?)")
+    image = QImage(str(path))
+    if image.isNull():
+        raise api.MediaInputError(path, "is not an image APEX Director can read (PNG, JPEG...)")
+    if max_side is not None and max(image.width(), image.height()) > max_side:
+        image = image.scaled(
+            max_side,
+            max_side,
+            Qt.AspectRatioMode.KeepAspectRatio,
+            Qt.TransformationMode.SmoothTransformation,
+        )
+    return qimage_to_array(image)
+
+
+def thumbnail(path: Path | str, side: int = 96) -> QImage:
+    """A thumbnail of an image file (a grey tile when it cannot be read)."""
+    image = QImage(str(path))
+    if image.isNull():
+        image = QImage(side, side, QImage.Format.Format_RGB888)
+        image.fill(Qt.GlobalColor.darkGray)
+        return image
+    return image.scaled(
+        side,
+        side,
+        Qt.AspectRatioMode.KeepAspectRatio,
+        Qt.TransformationMode.SmoothTransformation,
+    )
+
+
+def mark_invalid(widget: QWidget, invalid: bool) -> None:
+    """Frame ``widget`` in red (and set its ``invalid`` property) while ``invalid``."""
+    if bool(widget.property("invalid")) == invalid:
+        return
+    widget.setProperty("invalid", invalid)
+    widget.setStyleSheet(_INVALID_STYLE if invalid else "")
+
+
+def save_screenshot(widget: QWidget, path: Path | str) -> Path:
+    """Save ``widget.grab()`` as a PNG (for docs/images/); returns the path.
+
+    Raises
+    ------
+    MediaInputError
+        The PNG could not be written.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pixmap: QPixmap = widget.grab()
+    # written beside the target and renamed over it, so a crash never leaves half a PNG
+    partial = path.with_name(f".{path.name}.partial")
+    if not pixmap.save(str(partial), "PNG"):
+        partial.unlink(missing_ok=True)
+        raise api.MediaInputError(path, "could not be written; check the folder's permissions")
+    os.replace(partial, path)
+    return path
