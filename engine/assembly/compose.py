@@ -155,7 +155,9 @@ def compose_video(
     shot ``i``'s still at the frame size.  ``progress`` is called about once per
     second of video with (frames done, total) and may raise to cancel.  Frames are
     composed in a worker thread while the previous ones are encoded; memory holds a
-    handful of frames, whatever the song's length.
+    handful of frames, whatever the song's length.  For ``yuv420p`` output of an edit
+    without grades or whip pans, frames are composed on BT.709 I420 planes and handed to
+    the encoder as they are (:meth:`FrameRenderer.render_i420`); otherwise in RGB.
     """
     style = style or FrameStyle(motion_amount=motion_amount, transition_seconds=crossfade_seconds)
     timeline = Timeline(
