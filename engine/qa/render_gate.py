@@ -8,6 +8,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from engine.errors import MediaInputError
 from engine.qa.validator import BROADCAST_STANDARDS, QualityValidator, check_standard_names
 from engine.qa.video_checks import VideoOptions
 
@@ -43,9 +44,21 @@ def render_qc(
         VideoOptions(mode=str(qa_cfg.get("video_analysis", "full"))),
         check_cancelled=check_cancelled,
     )
-    report = validator.validate_video(
-        output_path, standards=tuple(dict.fromkeys((*gate, *BROADCAST_STANDARDS)))
-    )
+    try:
+        report = validator.validate_video(
+            output_path, standards=tuple(dict.fromkeys((*gate, *BROADCAST_STANDARDS)))
+        )
+    except MediaInputError as err:
+        # The render wrote a file QC cannot read: a failed delivery, not bad user input.
+        summary = f"QC FAILED: the rendered file cannot be checked ({err.reason})"
+        log.warning("%s — %s is kept", summary, output_path)
+        return {
+            "passed": False,
+            "summary": summary,
+            "gate_standards": list(gate),
+            "seconds": round(time.perf_counter() - started, 3),
+            "report": None,
+        }
     compliance = report.compliance
     gate_failures = [
         f"{r.standard} {item.check} {item.measured}{item.unit} (limit {item.limit})"

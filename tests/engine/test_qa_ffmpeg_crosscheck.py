@@ -82,6 +82,19 @@ def test_loudness_and_true_peak_agree_with_ffmpeg(tmp_path: Path, kind: str) -> 
     assert ours.true_peak_dbtp == pytest.approx(peak, abs=0.5)
 
 
+def test_loudness_range_agrees_with_ffmpeg(tmp_path: Path) -> None:
+    two_levels = np.concatenate([sine(10.0, dbfs=-20.0), sine(10.0, dbfs=-30.0)], axis=1)
+    for name, audio in (("music", _music(12.0)), ("two_levels", two_levels)):
+        path = write_wav(tmp_path / f"{name}.wav", audio, 48000)
+        out = subprocess.run(
+            ["ffmpeg", "-nostats", "-hide_banner", "-i", str(path), "-af", "ebur128",
+             "-f", "null", "-"],
+            capture_output=True, text=True, check=True,
+        ).stderr  # fmt: skip
+        lra = float(re.search(r"LRA:\s+([\d.]+) LU", out[out.rindex("Summary:") :])[1])  # type: ignore[index]
+        assert measure_audio(path).loudness_range_lu == pytest.approx(lra, abs=0.5), name
+
+
 @pytest.mark.parametrize("kind", ["illegal_lossless", "lossy_gradient", "near_black_lossy"])
 def test_luma_extremes_agree_with_signalstats(tmp_path: Path, kind: str) -> None:
     if kind == "illegal_lossless":

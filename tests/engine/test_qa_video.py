@@ -270,3 +270,16 @@ def test_truncated_faststart_file_says_how_many_frames_decoded(media: Path) -> N
     # gives it away) or reports bad data; either way the error names the frame.
     with pytest.raises(MediaInputError, match=r"(only \d+ could be|stopped at frame \d+).*trunc"):
         QualityValidator().validate_video(cut)
+
+
+def test_render_gate_on_an_unreadable_output_fails_without_raising(tmp_path: Path) -> None:
+    from engine.qa.render_gate import render_qc, standards_for_preset
+
+    broken = tmp_path / "render.mp4"
+    broken.write_bytes(b"\x00" * 100)
+    qc = render_qc(broken, preset="web", qa_cfg={})
+    assert qc["passed"] is False and "cannot be checked" in qc["summary"]
+    assert broken.exists()
+    assert standards_for_preset("broadcast") == ("ebu_r128", "ebu_r103")
+    assert standards_for_preset("web") == ()
+    assert standards_for_preset("web", ["web", "ebu_r103"]) == ("web", "ebu_r103")
