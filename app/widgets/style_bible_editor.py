@@ -357,6 +357,10 @@ class StyleBibleEditor(QWidget):
         ref_buttons.addStretch(1)
         refs.addLayout(ref_buttons)
         refs.addWidget(self.picker)
+        hint = QLabel("Click the picture to add the colour under the cursor to the palette.", self)
+        hint.setStyleSheet("color: #777777;")
+        hint.setWordWrap(True)
+        refs.addWidget(hint)
         form.addRow("Reference images", refs)
         numbers = QHBoxLayout()
         numbers.addWidget(self.seed_edit, 1)
@@ -614,6 +618,7 @@ class StyleBibleEditor(QWidget):
         if self._loading:
             return
         if self._validate() and self._manager is not None:
+            self.status_label.setText("Saving…")
             self._save_timer.start()
         else:
             self._save_timer.stop()
@@ -629,6 +634,8 @@ class StyleBibleEditor(QWidget):
         except api.ParameterError as err:
             self._show_error(_one_line(err), _field_of(err.name))
             self._set_valid(False)
+            if self._manager is not None:
+                self.status_label.setText("Not saved until the field framed in red is fixed.")
             return False
         bible = self._checker.style_bible
         self._show_error("", "")
