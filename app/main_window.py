@@ -433,7 +433,9 @@ class MainWindow(QMainWindow):
         folder = Path(str(config.get("paths", {}).get("models_dir", "models"))).expanduser()
 
         def found(models: list[Any]) -> None:
-            checkpoints = [m for m in models if getattr(m, "kind", "") == "checkpoint"]
+            checkpoints = [
+                m for m in models if m.folder_kind == "checkpoint" and m.info is not None
+            ]
             if checkpoints:
                 self.welcome.models.setText(
                     f"{len(checkpoints)} Stable Diffusion checkpoint(s) in {folder}."
@@ -448,7 +450,8 @@ class MainWindow(QMainWindow):
             )
             self.guidance_changed.emit()
 
-        self.bridge.call(lambda: api.scan_models(folder), found, missing)
+        # only the checkpoint folders: identifying upscalers loads torch (seconds)
+        self.bridge.call(lambda: api.scan_models(folder, kinds=("checkpoint",)), found, missing)
 
     def _no_models(self, folder: Path, why: str) -> None:
         self.welcome.models.setText(

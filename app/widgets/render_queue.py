@@ -263,7 +263,8 @@ class RenderQueueWidget(QWidget):
             if row is not None:
                 row.errors.clear()
                 row.started_at = None
-            self.bridge.retry_job(job_id)
+            # the engine queues the job's dependents again too: reload the rows
+            self.bridge.retry_job(job_id, lambda _job: self.refresh())
 
     def open_output(self) -> None:
         row = self.selected_row()
@@ -288,6 +289,7 @@ class RenderQueueWidget(QWidget):
         return row, stage
 
     def _load(self, jobs: list[dict[str, Any]]) -> None:
+        selected = self.selected_row()
         self.clear()
         for job in sorted(jobs, key=lambda j: j["created_at"]):
             row, stage = self._row(job["id"], job["kind"])
@@ -302,6 +304,8 @@ class RenderQueueWidget(QWidget):
                 row.finished_at = float(job["finished_at"])
         for key in self.rows:
             self._paint(key)
+        if selected is not None:
+            self.select(selected.key)
 
     def _on_queued(self, event: api.JobQueued) -> None:
         row, _ = self._row(event.job_id, event.kind)
@@ -318,9 +322,12 @@ class RenderQueueWidget(QWidget):
         self._paint(row.key)
 
     def _on_progress(self, event: api.JobProgress) -> None:
-        row, _ = self._row(event.job_id, "job")
-        if event.total > 0:
-            row.fractions[event.job_id] = event.step / event.total
+        row, stage = self._row(event.job_id, "job")
+        # A render's stage job replays the earlier stages from their caches (their own
+        # progress restarts at 0): only its own stage counts, and it never goes back.
+        if event.total > 0 and stage in (None, event.stage):
+            fraction = event.step / event.total
+            row.fractions[event.job_id] = max(row.fractions.get(event.job_id, 0.0), fraction)
         row.message = f"{event.stage}: {event.message}" if event.message else event.stage
         row.states.setdefault(event.job_id, "running")
         self._paint(row.key)

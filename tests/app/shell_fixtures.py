@@ -10,10 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QSettings
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSettings, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent
+from PySide6.QtWidgets import QApplication, QWidget
 from pytestqt.qtbot import QtBot
 
 from app.engine_bridge import EngineBridge
+from app.main_window import MainWindow
 from engine.api import ConfigManager
 
 SONG_SECONDS = 12.8
@@ -59,3 +62,43 @@ def bridge(tmp_path: Path, qtbot: QtBot) -> Iterator[EngineBridge]:
     bridge.start()
     yield bridge
     bridge.shutdown()
+
+
+def drop_files(widget: QWidget, paths: list[Path]) -> QDropEvent:
+    """Drag ``paths`` over ``widget`` and drop them, as the window system would."""
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    point = QPoint(widget.width() // 2, widget.height() // 2)
+    buttons, modifiers = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
+    enter = QDragEnterEvent(point, Qt.DropAction.CopyAction, mime, buttons, modifiers)
+    QApplication.sendEvent(widget, enter)
+    assert enter.isAccepted(), "the window refused the drag"
+    drop = QDropEvent(QPointF(point), Qt.DropAction.CopyAction, mime, buttons, modifiers)
+    QApplication.sendEvent(widget, drop)
+    return drop
+
+
+def make_window(
+    tmp_path: Path,
+    settings: QSettings,
+    *,
+    probe_device: bool = False,
+    config_path: Path | None = None,
+) -> MainWindow:
+    bridge = EngineBridge(tmp_path / "projects", config=engine_config(busy_timeout_s=0.3))
+    return MainWindow(
+        bridge,
+        settings=settings,
+        config_path=config_path or tmp_path / "config" / "config.toml",
+        probe_device=probe_device,
+    )
+
+
+@pytest.fixture
+def window(tmp_path: Path, gui_settings: QSettings, qtbot: QtBot) -> Iterator[MainWindow]:
+    window = make_window(tmp_path, gui_settings)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    yield window
+    window.close()

@@ -1,3 +1,4 @@
+# ruff: noqa: F401, F811 - pytest fixtures imported from tests.app.shell_fixtures
 """The engine bridge: calls off the GUI thread, engine events as Qt signals, projects."""
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pytestqt.qtbot import QtBot
 
 from app.engine_bridge import EngineBridge, ProjectInfo
 from engine.api import AudioAnalysis, CancelledError, JobFinished, JobQueued, JobStarted
-from tests.app.shell_fixtures import bridge, engine_config, song_file  # noqa: F401
+from tests.app.shell_fixtures import bridge, engine_config, song_file
 
 
 def test_call_runs_work_off_the_gui_thread_and_answers_on_it(
@@ -75,9 +76,11 @@ def test_a_song_becomes_a_project_whose_analysis_arrives_as_a_signal(
     events: list[object] = []
     for signal in (bridge.job_queued, bridge.job_started, bridge.job_finished):
         signal.connect(events.append)
-    with qtbot.waitSignal(bridge.project_opened, timeout=20000) as opened:
-        with qtbot.waitSignal(bridge.analysis_ready, timeout=60000) as analysed:
-            bridge.new_project_from_audio(song_file)
+    with (
+        qtbot.waitSignal(bridge.project_opened, timeout=20000) as opened,
+        qtbot.waitSignal(bridge.analysis_ready, timeout=60000) as analysed,
+    ):
+        bridge.new_project_from_audio(song_file)
     info = opened.args[0]
     assert isinstance(info, ProjectInfo)
     assert info.path.parent == bridge.workspace
