@@ -169,11 +169,15 @@ class TimelineModel(QObject):
         self._waveform: Waveform | None = None
         self._selected = ""
         self._playhead = 0.0
+        self._clips: tuple[Clip, ...] = ()
         self._starts: list[float] = []
+        self._spans = (np.zeros(0), np.zeros(0))
         self._beats: tuple[float, ...] = ()
         self._downbeats: tuple[float, ...] = ()
         self._sections: list[SectionBand] = []
         self._downbeat_set: frozenset[float] = frozenset()
+        self._beat_array = np.zeros(0)
+        self._downbeat_mask = np.zeros(0, dtype=bool)
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -190,7 +194,8 @@ class TimelineModel(QObject):
 
     @property
     def clips(self) -> tuple[Clip, ...]:
-        return self._document.video_clips if self._document else ()
+        """The video track's clips in order."""
+        return self._clips
 
     @property
     def beats(self) -> tuple[float, ...]:
@@ -204,6 +209,16 @@ class TimelineModel(QObject):
     @property
     def downbeat_set(self) -> frozenset[float]:
         return self._downbeat_set
+
+    @property
+    def beat_array(self) -> np.ndarray:
+        """Beat times as an array (for drawing)."""
+        return self._beat_array
+
+    @property
+    def downbeat_mask(self) -> np.ndarray:
+        """True for the beats of :attr:`beat_array` that start a bar."""
+        return self._downbeat_mask
 
     @property
     def sections(self) -> list[SectionBand]:
@@ -249,10 +264,19 @@ class TimelineModel(QObject):
 
     def _set_document(self, document: TimelineDocument) -> None:
         self._document = document
-        self._starts = [c.start.seconds for c in document.video_clips]
+        self._clips = document.video_clips
+        self._starts = [c.start.seconds for c in self._clips]
+        self._spans = (
+            np.array(self._starts, dtype=np.float64),
+            np.array([c.end.seconds for c in self._clips], dtype=np.float64),
+        )
         self._beats = document.tempo_map.beat_times
         self._downbeats = tuple(t for t, _bar, beat in document.tempo_map.beats if beat == 1)
         self._downbeat_set = frozenset(self._downbeats)
+        self._beat_array = np.array(self._beats, dtype=np.float64)
+        self._downbeat_mask = np.array(
+            [beat == 1 for _t, _bar, beat in document.tempo_map.beats], dtype=bool
+        )
         self._sections = self._section_bands()
         if self._selected and self.clip(self._selected) is None:
             self._selected = ""
@@ -283,6 +307,11 @@ class TimelineModel(QObject):
             if clip.clip_id == clip_id:
                 return index
         raise ParameterError("clip_id", clip_id, "the id of a clip on the video track")
+
+    @property
+    def clip_spans(self) -> tuple[np.ndarray, np.ndarray]:
+        """Start and end seconds of every video clip, as arrays (for drawing)."""
+        return self._spans
 
     def clip_at(self, seconds: float) -> Clip | None:
         """The video clip playing at ``seconds``."""
