@@ -56,6 +56,7 @@ def test_dp_beats_on_noise_and_silence() -> None:
     assert dp_beats(np.zeros(100), bpm=120.0, frame_rate=43.0, tightness=100.0).size == 0
 
 
+@pytest.mark.filterwarnings("ignore:n_fft=1024 is too large:UserWarning")
 @pytest.mark.parametrize("length", [100, 22050 * 2 + 333])
 def test_small_blocks_give_the_same_spectrum(monkeypatch: pytest.MonkeyPatch, length: int) -> None:
     """Blocks of 16 frames (padding cut per block) join into librosa's STFT exactly."""
