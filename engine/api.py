@@ -153,6 +153,7 @@ __all__ = [
     "__version__",
     "create_backend",
     "create_first_available",
+    "decode_audio",
     "document_frame_server",
     "identify_model",
     "load_presets",
@@ -180,6 +181,7 @@ _LAZY = {
     # the preview frame server brings in the frame renderer (OpenCV on first frame)
     "FrameServer": "engine.assembly.frame_server",
     "document_frame_server": "engine.assembly.preview",
+    "decode_audio": "engine.audio.decode",
     # a render as a chain of jobs in a project (the GUI's render queue submits these)
     "prepare_render": "engine.orchestrator.render_jobs",
 }
@@ -187,6 +189,7 @@ if TYPE_CHECKING:
     from engine.assembly.frame_server import FrameServer
     from engine.assembly.preview import document_frame_server
     from engine.assets import AssetManager, Project
+    from engine.audio.decode import decode_audio
     from engine.orchestrator.engine_thread import EngineThread
     from engine.orchestrator.facade import APEXDirector
     from engine.orchestrator.orchestrator import APEXOrchestrator
