@@ -48,6 +48,7 @@ SUPPORTED_AUDIO_EXTENSIONS = (
     ".mkv",
     ".webm",
 )
+_PREALLOCATE_MAX_SECONDS = 3600.0  # decode_audio grows its array beyond this if it must
 _SUPPORTED_TEXT = ", ".join(e.lstrip(".") for e in SUPPORTED_AUDIO_EXTENSIONS)
 
 
@@ -254,7 +255,11 @@ def decode_audio(
     rate = sample_rate or info.sample_rate or 44100
     # The blocks go straight into one array sized from the header (grown if the header
     # was short), so the song is held once, not as a list of blocks plus their join.
-    expected = info.duration if max_duration is None else min(info.duration, max_duration)
+    # (Capped, so that a header claiming days of audio cannot ask for an absurd array; only
+    # the pages written become resident.)
+    expected = min(
+        info.duration, max_duration or _PREALLOCATE_MAX_SECONDS, _PREALLOCATE_MAX_SECONDS
+    )
     samples = np.empty((1 if mono else 2, int(expected * rate) + rate), dtype=np.float32)
     used = 0
     for block in iter_audio_frames(
