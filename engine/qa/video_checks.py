@@ -313,10 +313,17 @@ def probe_container(path: Path | str) -> VideoMeasurement:
 
 
 class _TransitionCounter:
-    """Per-cell opposing luminance transitions with hysteresis, counted over 1 s windows."""
+    """Per-cell opposing luminance transitions with hysteresis, counted over 1 s windows.
+
+    Each cell remembers the lowest and highest value since its last transition; a rise of
+    the threshold above that low (or a fall below that high) is a transition, whether it
+    happens in one frame or over several.  After a rise only a fall counts next, and the
+    reverse, so a slow drift in one direction is never more than one transition.
+    """
 
     def __init__(self, cells: int, window: int, *, dark_limit: float) -> None:
-        self.ext = np.zeros(cells)
+        self.lo = np.zeros(cells)
+        self.hi = np.zeros(cells)
         self.direction = np.zeros(cells, dtype=np.int8)
         self.window = max(1, window)
         self.recent: deque[np.ndarray] = deque()
@@ -328,22 +335,29 @@ class _TransitionCounter:
     def update(self, value: np.ndarray) -> float:
         """Feed one frame's cell values; returns flashes in the last 1 s over > 1/4 screen."""
         if not self.started:
-            self.ext = value.astype(np.float64).copy()
+            self.lo = value.astype(np.float64).copy()
+            self.hi = self.lo.copy()
             self.started = True
             transitions = np.zeros(value.shape, dtype=bool)
         else:
-            rise = value - self.ext
-            up = (self.direction <= 0) & (rise >= _FLASH_DELTA) & (self.ext < self.dark_limit)
-            down = (self.direction >= 0) & (-rise >= _FLASH_DELTA) & (value < self.dark_limit)
+            up = (
+                (self.direction <= 0)
+                & (value - self.lo >= _FLASH_DELTA)
+                & (self.lo < self.dark_limit)
+            )
+            down = (
+                (self.direction >= 0)
+                & (self.hi - value >= _FLASH_DELTA)
+                & (value < self.dark_limit)
+                & ~up
+            )
             transitions = up | down
             self.direction[up] = 1
             self.direction[down] = -1
-            # Follow the current trend to its extreme; a reversal is measured from there.
-            follow = ((self.direction >= 0) & (value > self.ext)) | (
-                (self.direction <= 0) & (value < self.ext)
-            )
-            update = transitions | follow
-            self.ext[update] = value[update]
+            np.minimum(self.lo, value, out=self.lo)
+            np.maximum(self.hi, value, out=self.hi)
+            self.lo[transitions] = value[transitions]
+            self.hi[transitions] = value[transitions]
         step = transitions.astype(np.int32)
         self.recent.append(step)
         self.counts += step

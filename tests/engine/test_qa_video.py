@@ -283,3 +283,17 @@ def test_render_gate_on_an_unreadable_output_fails_without_raising(tmp_path: Pat
     assert standards_for_preset("broadcast") == ("ebu_r128", "ebu_r103")
     assert standards_for_preset("web") == ()
     assert standards_for_preset("web", ["web", "ebu_r103"]) == ("web", "ebu_r103")
+
+
+def test_smooth_flicker_is_counted_though_no_single_frame_jumps_20(media: Path) -> None:
+    # A 4 Hz sinusoid between about 20 and 80 cd/m²: at most ~15 cd/m² change per frame at
+    # 50 fps, 60 cd/m² peak to peak, so each swing is a transition.
+    def frame(i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        y = 133 + 33 * np.sin(2 * np.pi * 4 * i / 50)
+        return planes(W, H, y=round(y))
+
+    report = QualityValidator().validate_video(
+        write_video(media / "flicker.mp4", frame, count=100, fps=50)
+    )
+    assert report.measurements["video"]["max_flashes_per_second"] >= 4.0
+    assert any(i.check == "flashes" and i.severity == "fail" for i in report.issues)
