@@ -24,6 +24,7 @@ import dataclasses
 import logging
 import math
 import wave
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +40,14 @@ from engine.api import (
     TransitionSpec,
 )
 
-__all__ = ["MIN_CLIP_SECONDS", "SectionBand", "TimelineModel", "Waveform", "read_wav_waveform"]
+__all__ = [
+    "MIN_CLIP_SECONDS",
+    "SectionBand",
+    "TimelineModel",
+    "Waveform",
+    "read_wav_waveform",
+    "waveform_job",
+]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +136,22 @@ def read_wav_waveform(path: Path | str) -> Waveform:
     return Waveform.from_samples(data.reshape(-1, channels).T, rate)
 
 
+def waveform_job(path: Path | str, *, sample_rate: int = 8000) -> Callable[[], Waveform]:
+    """Work for the engine bridge that decodes any song into its waveform.
+
+    ``bridge.call(waveform_job(path), on_done=model.set_waveform)``; the decoding
+    (PyAV, through :func:`engine.api.decode_audio`) runs off the GUI thread.
+    """
+
+    def work() -> Waveform:
+        from engine.api import decode_audio
+
+        audio = decode_audio(path, sample_rate=sample_rate, mono=True)
+        return Waveform.from_samples(audio.samples, audio.sample_rate)
+
+    return work
+
+
 class _DocumentCommand(QUndoCommand):
     """One edit: the document before and after it (both immutable, so exact)."""
 
@@ -151,6 +175,8 @@ class TimelineModel(QObject):
     -------
     document_changed()
         The document was replaced (an edit, undo, redo or a new document).
+    waveform_changed()
+        The song's waveform arrived or changed.
     selection_changed(str)
         The selected clip's id ("" for none).
     playhead_changed(float)
@@ -158,6 +184,7 @@ class TimelineModel(QObject):
     """
 
     document_changed = Signal()
+    waveform_changed = Signal()
     selection_changed = Signal(str)
     playhead_changed = Signal(float)
 
@@ -260,7 +287,7 @@ class TimelineModel(QObject):
 
     def set_waveform(self, waveform: Waveform | None) -> None:
         self._waveform = waveform
-        self.document_changed.emit()
+        self.waveform_changed.emit()
 
     def _set_document(self, document: TimelineDocument) -> None:
         self._document = document

@@ -58,7 +58,12 @@ from PySide6.QtGui import (
 )
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QMenu, QWidget
 
-from app.viewmodels.timeline_model import TimelineModel, Waveform
+from app.viewmodels.timeline_model import (
+    TimelineModel,
+    Waveform,
+    read_wav_waveform,
+    waveform_job,
+)
 from engine.api import TRANSITIONS, APEXDirectorError, TimelineDocument
 
 __all__ = ["TimelineView", "benchmark_repaint"]
@@ -196,6 +201,7 @@ class TimelineView(QAbstractScrollArea):
         self.setMinimumHeight(TOTAL_H + self.horizontalScrollBar().sizeHint().height() + 4)
         self.horizontalScrollBar().valueChanged.connect(self.viewport().update)
         self.model.document_changed.connect(self._on_document_changed)
+        self.model.waveform_changed.connect(self._on_waveform_changed)
         self.model.playhead_changed.connect(self._on_playhead_changed)
         self.model.selection_changed.connect(self._on_selection_changed)
 
@@ -205,6 +211,24 @@ class TimelineView(QAbstractScrollArea):
         self._wave_tiles.clear()
         self.model.load(document, waveform=waveform)
         self.fit()
+
+    def load_waveform(self, audio_path: Path | str, bridge: Any) -> None:
+        """Draw the song's waveform: a PCM WAV is read here at once, any other file is
+        decoded by the engine through ``bridge`` (``bridge.call``) and drawn when done."""
+        if Path(audio_path).suffix.lower() == ".wav":
+            try:
+                self.model.set_waveform(read_wav_waveform(audio_path))
+                return
+            except APEXDirectorError as err:
+                log.debug("%s; decoding it with the engine instead", err)
+        bridge.call(waveform_job(audio_path), on_done=self._waveform_ready)
+
+    def _waveform_ready(self, waveform: Waveform) -> None:
+        self.model.set_waveform(waveform)
+
+    def _on_waveform_changed(self) -> None:
+        self._wave_tiles.clear()
+        self.viewport().update()
 
     @property
     def pixels_per_second(self) -> float:

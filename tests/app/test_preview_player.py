@@ -122,3 +122,25 @@ def test_missing_still_is_reported_not_raised(
     with qtbot.waitSignal(widget.error_occurred, timeout=20000) as error:
         widget.set_document(document)
     assert "still" in error.args[0] or "image" in error.args[0]
+
+
+def test_waveform_of_a_non_pcm_song_is_decoded_through_the_bridge(
+    qtbot: QtBot, bridge: EngineBridge, tmp_path: Path
+) -> None:
+    import soundfile
+
+    rate = 8000
+    t = np.arange(3 * rate) / rate
+    # loud in the first second only: the waveform must show where the sound is
+    samples = (np.sin(2 * np.pi * 220 * t) * (t < 1.0)).astype(np.float32)
+    path = tmp_path / "float.wav"
+    soundfile.write(path, samples, rate, subtype="FLOAT")  # not PCM: the stdlib cannot read it
+    view = TimelineView()
+    qtbot.addWidget(view)
+    with qtbot.waitSignal(view.model.waveform_changed, timeout=20000):
+        view.load_waveform(path, bridge)
+    wave = view.model.waveform
+    assert wave is not None
+    second = round(wave.buckets_per_second)
+    assert wave.maxima[: second - 2].max() == pytest.approx(1.0, abs=0.02)
+    assert np.abs(wave.maxima[second + 2 :]).max() < 1e-3
