@@ -280,7 +280,9 @@ class StyleBibleEditor(QWidget):
         self.preset_summary.setObjectName("presetSummary")
         self.preset_summary.setWordWrap(True)
         self.preset_summary.setStyleSheet("color: #777777;")
-        self.camera_combo = self._words_combo("cameraPreset", "Add a camera preset…", CAMERA_PRESETS)
+        self.camera_combo = self._words_combo(
+            "cameraPreset", "Add a camera preset…", CAMERA_PRESETS
+        )
         self.lighting_combo = self._words_combo(
             "lightingPreset", "Add a lighting preset…", LIGHTING_PRESETS
         )
@@ -544,7 +546,10 @@ class StyleBibleEditor(QWidget):
             self._references = [str(r) for r in data.get("reference_images", [])]
             self.seed_edit.setText(str(data.get("seed_family", 0)))
             self.threshold_edit.setText(str(data.get("drift_threshold", 0.5)))
-            for combo, key in ((self.director_combo, "director_style"), (self.genre_combo, "genre")):
+            for combo, key in (
+                (self.director_combo, "director_style"),
+                (self.genre_combo, "genre"),
+            ):
                 index = combo.findData(data.get(key, "") or "")
                 combo.setCurrentIndex(max(0, index))
             self._refresh_references(select_last=False)
