@@ -11,7 +11,8 @@ plays one unbroken track), as an editor's *roll*, *slide* and *razor* tools do:
 - :meth:`TimelineModel.trim`: move the cut between a clip and the next (a roll edit),
 - :meth:`TimelineModel.move`: slide a clip along, its neighbours giving or taking time,
 - :meth:`TimelineModel.split`: cut a clip in two at a time,
-- :meth:`TimelineModel.set_transition`: the transition into a clip (``None`` for a cut).
+- :meth:`TimelineModel.set_transition`: the transition into a clip (``None`` for a cut),
+- :meth:`TimelineModel.set_still`: another image for a clip (an image dropped on it).
 
 Times given to them snap to the nearest beat of the song while :attr:`snap` is on.  A
 clip never becomes shorter than :data:`MIN_CLIP_SECONDS`.
@@ -33,6 +34,7 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from engine.api import (
     Clip,
+    ClipSource,
     MediaInputError,
     ParameterError,
     TimelineDocument,
@@ -469,6 +471,24 @@ class TimelineModel(QObject):
         clips[index] = dataclasses.replace(clip, transition_in=spec)
         label = "cut" if spec is None else spec.kind
         self._push(self._with_clips(clips), f"Transition into {clip_id}: {label}")
+        return True
+
+    def set_still(self, clip_id: str, path: Path | str) -> bool:
+        """Show the image at ``path`` in a clip instead of its still (a dropped image).
+
+        Raises
+        ------
+        ParameterError
+            Unknown clip.
+        """
+        index = self.index_of(clip_id)
+        clip = self.clips[index]
+        source = ClipSource(kind="still", paths=(str(Path(path)),))
+        if source == clip.source:
+            return False
+        clips = list(self.clips)
+        clips[index] = dataclasses.replace(clip, source=source)
+        self._push(self._with_clips(clips), f"Replace the still of {clip_id}")
         return True
 
     # -- helpers -----------------------------------------------------------------------

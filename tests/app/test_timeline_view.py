@@ -296,3 +296,68 @@ def test_benchmark_repaint_paints_a_long_timeline(qtbot: QtBot) -> None:
     assert 0 < result["median_ms"] <= result["max_ms"]
     zoomed = benchmark_repaint(300, repeats=3, width=800, seconds_visible=30)
     assert zoomed["visible_clips"] <= 32
+
+
+def test_arrow_keys_step_the_playhead_by_beats_and_plus_minus_zoom(
+    qtbot: QtBot, view: TimelineView
+) -> None:
+    beats = view.model.beats
+    with qtbot.waitSignal(view.position_changed, timeout=2000) as moved:
+        qtbot.keyClick(view, Qt.Key.Key_Right)
+    assert moved.args[0] == beats[0]
+    qtbot.keyClick(view, Qt.Key.Key_Right)
+    qtbot.keyClick(view, Qt.Key.Key_Right)
+    assert view.model.playhead == beats[2]
+    qtbot.keyClick(view, Qt.Key.Key_Left)
+    assert view.model.playhead == beats[1]
+    scale = view.pixels_per_second
+    qtbot.keyClick(view, Qt.Key.Key_Plus)
+    assert view.pixels_per_second == pytest.approx(scale * 1.5)
+    qtbot.keyClick(view, Qt.Key.Key_Minus)
+    assert view.pixels_per_second == pytest.approx(scale)
+
+
+def test_context_menu_sets_the_transition_into_a_clip(qtbot: QtBot, view: TimelineView) -> None:
+    from PySide6.QtCore import QTimer
+    from PySide6.QtGui import QContextMenuEvent
+    from PySide6.QtWidgets import QMenu
+
+    model = view.model
+    clip = model.clips[2]
+    pos = QPoint(_x(view, (clip.start.seconds + clip.end.seconds) / 2), VIDEO_MID)
+    chosen: list[str] = []
+
+    def pick() -> None:
+        # the menu is open: choose Transition in > dip to white with the keyboard
+        menu = QApplication.activePopupWidget()
+        assert isinstance(menu, QMenu)
+        sub = next(a.menu() for a in menu.actions() if a.menu() is not None)
+        action = next(a for a in sub.actions() if a.text() == "dip to white")
+        chosen.append(action.text())
+        action.trigger()
+        menu.close()
+
+    QTimer.singleShot(200, pick)
+    event = QContextMenuEvent(QContextMenuEvent.Reason.Mouse, pos, view.viewport().mapToGlobal(pos))
+    view.contextMenuEvent(event)
+    assert chosen == ["dip to white"]
+    assert model.selected == clip.clip_id
+    assert model.clip(clip.clip_id).transition_in.kind == "dip_to_white"
+    model.undo_stack.undo()
+    assert model.clip(clip.clip_id).transition_in == clip.transition_in
+
+
+def test_set_still_replaces_a_clip_image_and_its_thumbnail(
+    qtbot: QtBot, view: TimelineView, tmp_path: Path
+) -> None:
+    from tests.app.timeline_media import write_stills
+
+    model = view.model
+    clip = model.clips[1]
+    (tmp_path / "new").mkdir()
+    other = write_stills(tmp_path / "new", 1)[0]
+    assert model.set_still(clip.clip_id, other)
+    assert model.clip(clip.clip_id).source.paths == (str(other),)
+    qtbot.waitUntil(lambda: view._thumbs.get(str(other)) is not None, timeout=3000)
+    model.undo_stack.undo()
+    assert model.clip(clip.clip_id).source == clip.source
