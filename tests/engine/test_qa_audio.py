@@ -53,6 +53,23 @@ def test_true_peak_blocks_join_without_missing_a_peak() -> None:
     assert true_peak_dbtp(wave, 48000, block_seconds=1.0) == pytest.approx(
         true_peak_dbtp(wave, 48000, block_seconds=10.0), abs=1e-6
     )
+    noise = (np.random.default_rng(0).standard_normal((2, 48000 * 2)) * 0.2).astype(np.float32)
+    reads = {true_peak_dbtp(noise, 48000, block_seconds=b) for b in (0.01, 0.3, 1.0, 100.0)}
+    assert max(reads) - min(reads) < 1e-6
+
+
+def test_true_peak_uses_the_annex_2_interpolator() -> None:
+    from engine.qa.audio_checks import TRUE_PEAK_PHASES
+
+    assert TRUE_PEAK_PHASES.shape == (4, 12)
+    # The prototype is symmetric; each phase passes DC at unity gain (to 0.1 %).
+    np.testing.assert_array_equal(TRUE_PEAK_PHASES[3], TRUE_PEAK_PHASES[0][::-1])
+    np.testing.assert_array_equal(TRUE_PEAK_PHASES[2], TRUE_PEAK_PHASES[1][::-1])
+    np.testing.assert_allclose(TRUE_PEAK_PHASES.sum(axis=1), 1.0, atol=1e-3)
+    # Tones from 1 to 12 kHz whose samples miss the crest read within 0.15 dB of it.
+    for freq, phase in ((997.0, 0.3), (3000.0, math.pi / 16), (8000.0, 0.5), (12000.0, 0.785)):
+        wave = sine(0.5, freq=freq, dbfs=-2.0, phase=phase, channels=1)
+        assert true_peak_dbtp(wave, 48000) == pytest.approx(-2.0, abs=0.15), freq
 
 
 def test_loudness_range_of_two_levels() -> None:
