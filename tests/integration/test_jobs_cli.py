@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,15 @@ import pytest
 from engine.assets.project import Project
 from engine.cli import main
 from engine.orchestrator.job_queue import JobQueue
+
+
+@pytest.fixture(autouse=True)
+def _drop_cli_log_handler() -> Iterator[None]:
+    """main() logs to the stderr of its test (capsys); later logging must not use it."""
+    yield
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if h.get_name() == "apex-director-cli"]:
+        root.removeHandler(handler)
 
 
 @pytest.fixture

@@ -44,8 +44,11 @@ def _progress(project: Path, cache: Path) -> tuple[int, int, int]:
                 ).fetchone()[0]
         except sqlite3.Error:  # the schema is being created
             succeeded = 0
-    stills = len(list(cache.glob("stills/*.png")))
-    segments = len(list(cache.glob("segments/*/segment_*.mp4")))
+    # finished files only (not the temporary files of writes under way)
+    stills = len([p for p in cache.glob("stills/*.png") if not p.name.startswith(".")])
+    segments = len(
+        [p for p in cache.glob("segments/*/segment_*.mp4") if not p.name.startswith(".")]
+    )
     return int(succeeded), stills, segments
 
 
@@ -116,7 +119,7 @@ def test_render_killed_at_ten_points_resumes_to_the_same_video(
     assert len(set(kills)) == len(kills)  # each kill at a new point of the render
 
     assert _frame_hashes(out) == _frame_hashes(reference)
-    stills = sorted(p.name for p in cache.glob("stills/*.png"))
+    stills = sorted(p.name for p in cache.glob("stills/*.png"))  # temporary ones too
     assert stills == ref_stills, (set(stills) ^ set(ref_stills), kills)  # none lost or extra
     # the temporary files of writes a kill interrupted are removed by the run that finished
     places = [*cache.rglob("*"), *project.rglob("*"), *tmp_path.glob("*")]
