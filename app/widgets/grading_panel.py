@@ -447,6 +447,25 @@ class GradingPanel(QWidget):
 
         self.bridge.call(lambda: load_rgb(path, max_side=PREVIEW_SIDE), done, failed)
 
+    def show_clip(self, clip: Any, *, base_dir: Path | str | None = None) -> None:
+        """Preview on a timeline :class:`~engine.api.Clip` (its first picture).
+
+        The clip's own grade, when it has one, is loaded into the panel; otherwise the
+        panel keeps its settings, so one grade can be applied to shot after shot.
+        Relative picture paths are resolved against ``base_dir`` (the project folder).
+        """
+        source = clip.source
+        if source.kind not in ("still", "image_sequence") or not source.paths:
+            self.status_label.setText(f"Clip {clip.clip_id} has no picture to preview.")
+            return
+        path = Path(source.paths[0])
+        if not path.is_absolute() and base_dir is not None:
+            path = Path(base_dir) / path
+        if clip.grade is not None:
+            self.set_grade(dict(clip.grade))
+        section = str(clip.metadata.get("section", "")) if clip.metadata else ""
+        self.set_shot(path, shot_id=clip.clip_id, section=section)
+
     def reset_stage(self, stage: int) -> None:
         """Put one stage (1..4) back to neutral."""
         self._grader.reset_stage(stage)
@@ -461,7 +480,7 @@ class GradingPanel(QWidget):
         A malformed file is refused with the engine's message, which names the line;
         the message shows under the look and :attr:`lut_failed` is emitted.
         """
-        path = Path(path)
+        path = Path(path).expanduser().absolute()
         self.tabs.setCurrentIndex(2)
         self.lut_label.setText(f"Reading {path.name}…")
         look = self._grader.look

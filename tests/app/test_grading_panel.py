@@ -14,7 +14,7 @@ from pytestqt.qtbot import QtBot
 
 from app.engine_bridge import EngineBridge
 from app.widgets.grading_panel import GradingPanel
-from engine.api import ColorGrader, shipped_looks
+from engine.api import Clip, ClipSource, ColorGrader, TimePoint, shipped_looks
 from tests.app.panel_fixtures import bridge, drop_files, gradient_image
 
 
@@ -209,3 +209,24 @@ def test_applied_grades_are_saved_in_the_open_project(
     assert grades["sections"]["chorus"]["primary"]["exposure"] == 0.5
     assert grades["global"]["primary"]["exposure"] == -0.5
     assert grades["shots"] == {}
+
+
+def test_a_timeline_clip_is_previewed_with_its_own_grade(
+    panel: GradingPanel, qtbot: QtBot, tmp_path: Path
+) -> None:
+    gradient_image(tmp_path / "images" / "shot_07.png", 96, 54)
+    clip = Clip(
+        clip_id="clip-7",
+        start=TimePoint("start", 0.0),
+        end=TimePoint("end", 2.0),
+        source=ClipSource(kind="still", paths=("images/shot_07.png",)),
+        grade={"schema": 1, "primary": {"exposure": -1.0}},
+        metadata={"section": "verse"},
+    )
+    with qtbot.waitSignal(panel.preview_updated, timeout=10000):
+        panel.show_clip(clip, base_dir=tmp_path)
+    assert panel.shot_label.text() == "Shot clip-7 · verse"
+    assert panel.source_frame.shape == (54, 96, 3)
+    assert panel.control(1, "exposure").value() == -1.0
+    qtbot.waitUntil(lambda: panel.preview_frame.shape == (54, 96, 3), timeout=5000)
+    assert panel.preview_frame.mean() < panel.source_frame.mean() - 10
