@@ -62,10 +62,13 @@ def test_true_peak_uses_the_annex_2_interpolator() -> None:
     from engine.qa.audio_checks import TRUE_PEAK_PHASES
 
     assert TRUE_PEAK_PHASES.shape == (4, 12)
-    # The prototype is symmetric; each phase passes DC at unity gain (to 0.1 %).
+    # The prototype is symmetric; each phase passes DC at about unity gain (the quarter
+    # phases at 0.973, as printed in the Recommendation).
     np.testing.assert_array_equal(TRUE_PEAK_PHASES[3], TRUE_PEAK_PHASES[0][::-1])
     np.testing.assert_array_equal(TRUE_PEAK_PHASES[2], TRUE_PEAK_PHASES[1][::-1])
-    np.testing.assert_allclose(TRUE_PEAK_PHASES.sum(axis=1), 1.0, atol=1e-3)
+    np.testing.assert_allclose(
+        TRUE_PEAK_PHASES.sum(axis=1), [1.0016, 0.9730, 0.9730, 1.0016], atol=1e-4
+    )
     # Tones from 1 to 12 kHz whose samples miss the crest read within 0.15 dB of it.
     for freq, phase in ((997.0, 0.3), (3000.0, math.pi / 16), (8000.0, 0.5), (12000.0, 0.785)):
         wave = sine(0.5, freq=freq, dbfs=-2.0, phase=phase, channels=1)
