@@ -70,7 +70,7 @@ __all__ = ["TimelineView", "benchmark_repaint"]
 
 log = logging.getLogger(__name__)
 
-RULER_H = 22
+RULER_H = 30
 SECTION_H = 20
 VIDEO_H = 64
 WAVE_H = 56
@@ -413,13 +413,33 @@ class TimelineView(QAbstractScrollArea):
         t = (t0 // step) * step
         while t <= t1 + step:
             x = self.x_at(t)
-            painter.drawLine(QLineF(x, RULER_H - 6, x, RULER_H))
+            painter.drawLine(QLineF(x, 0, x, 4))
             minutes, seconds = divmod(t, 60)
             label = (
                 f"{int(minutes)}:{seconds:04.1f}" if step < 1 else f"{int(minutes)}:{seconds:02.0f}"
             )
             painter.drawText(QPointF(x + 3, 11), label)
             t += step
+        self._paint_bar_numbers(painter, t0, t1)
+
+    def _paint_bar_numbers(self, painter: QPainter, t0: float, t1: float) -> None:
+        """Bar numbers under the time labels, every bar or every 2nd, 4th... as room allows."""
+        tempo_map = self.model.document.tempo_map
+        bar_seconds = tempo_map.beat_period_at(t0) * tempo_map.beats_per_bar
+        every = 1
+        while bar_seconds * every * self._pps < 28 and every < 1024:
+            every *= 2
+        beats = self.model.beat_array
+        first, last = np.searchsorted(beats, [t0, t1], side="left")
+        mask = self.model.downbeat_mask[first : last + 1]
+        painter.setPen(QColor(170, 172, 180))
+        pps, scroll = self._pps, self.horizontalScrollBar().value()
+        for index in (np.flatnonzero(mask) + first).tolist():
+            _time, bar, _beat = tempo_map.beats[index]
+            if bar % every == 0 or (every > 1 and bar == 1):
+                x = beats[index] * pps - scroll
+                painter.drawLine(QLineF(x, RULER_H - 10, x, RULER_H))
+                painter.drawText(QPointF(x + 3, RULER_H - 3), str(bar))
 
     def _paint_clips(self, painter: QPainter, t0: float, t1: float) -> None:
         clips = self.model.clips
