@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMenu,
     QPushButton,
+    QScrollArea,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -34,8 +35,11 @@ from PySide6.QtWidgets import (
 
 from app.drag_drop import DropHandler
 from app.engine_bridge import AUDIO_EXTENSIONS, EngineBridge, ProjectInfo, one_line
+from app.viewmodels.timeline_model import read_wav_waveform
 from app.widgets.message_bar import MessageBar
+from app.widgets.preview_player import PreviewPlayer
 from app.widgets.render_queue import RenderQueueWidget
+from app.widgets.timeline_view import TimelineView
 from engine import api
 
 __all__ = ["MainWindow", "default_config_path", "default_workspace"]
@@ -144,7 +148,7 @@ class WelcomePage(QWidget):
 
 
 class ProjectPage(QWidget):
-    """The open project: its song's sections (and the timeline, when docked in)."""
+    """The open project: a summary of its song and the timeline of its edit."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -158,12 +162,13 @@ class ProjectPage(QWidget):
         self.sections = QLabel("", self)
         self.sections.setObjectName("sectionList")
         self.sections.setWordWrap(True)
-        self.body = QVBoxLayout()
+        self.timeline = TimelineView(parent=self)
+        self.timeline.setObjectName("timeline")
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
         layout.addWidget(self.summary)
         layout.addWidget(self.sections)
-        layout.addLayout(self.body, 1)
+        layout.addWidget(self.timeline, 1)
 
     def show_project(self, info: ProjectInfo) -> None:
         self.header.setText(info.name)
@@ -201,9 +206,12 @@ class MainWindow(QMainWindow):
     -------
     guidance_changed ()
         The first-run guidance was updated (models or device found).
+    timeline_shown ()
+        The timeline shows the analysed song's planned edit.
     """
 
     guidance_changed = Signal()
+    timeline_shown = Signal()
 
     def __init__(
         self,
@@ -239,12 +247,17 @@ class MainWindow(QMainWindow):
         central_layout.addWidget(self.pages, 1)
         self.setCentralWidget(central)
 
+        self.timeline = self.project_page.timeline
         self.render_queue = RenderQueueWidget(self.bridge, self)
+        self.preview = PreviewPlayer(self.bridge, self)
+        self.preview.connect_timeline(self.timeline)
         self.docks: dict[str, QDockWidget] = {}
         self.panels: dict[str, QWidget] = {}
+        self._add_dock("Preview", "previewDock", self.preview, bottom=False)
         self._add_dock("Render queue", "renderQueueDock", self.render_queue, bottom=True)
         self._add_optional_panels()
-        self.timeline: QWidget | None = None
+        self.resizeDocks([self.docks["renderQueueDock"]], [170], Qt.Orientation.Vertical)
+        self.resizeDocks([self.docks["previewDock"]], [460], Qt.Orientation.Horizontal)
 
         self.drop_handler = DropHandler(self)
         self.drop_handler.audio_dropped.connect(self.bridge.new_project_from_audio)
@@ -259,7 +272,8 @@ class MainWindow(QMainWindow):
         self.bridge.job_failed.connect(self._job_failed)
         self.bridge.project_opened.connect(self._project_opened)
         self.bridge.project_closed.connect(self._project_closed)
-        self.bridge.analysis_ready.connect(self.project_page.show_analysis)
+        self.bridge.analysis_ready.connect(self._analysis_ready)
+        self.bridge.job_finished.connect(self._job_finished)
         self.bridge.render_queued.connect(
             lambda _job: self.message_bar.show_info("Render queued: see the render queue.")
         )
@@ -291,7 +305,15 @@ class MainWindow(QMainWindow):
     def _add_dock(self, title: str, name: str, widget: QWidget, *, bottom: bool) -> QDockWidget:
         dock = QDockWidget(title, self)
         dock.setObjectName(name)  # saveState() needs it to remember the layout
-        dock.setWidget(widget)
+        if bottom:
+            dock.setWidget(widget)
+        else:
+            # side panels scroll rather than force a window taller than a laptop screen
+            scroller = QScrollArea(dock)
+            scroller.setWidgetResizable(True)
+            scroller.setFrameShape(QFrame.Shape.NoFrame)
+            scroller.setWidget(widget)
+            dock.setWidget(scroller)
         area = (
             Qt.DockWidgetArea.BottomDockWidgetArea
             if bottom
@@ -431,6 +453,7 @@ class MainWindow(QMainWindow):
 
     def _check_models(self, config: dict[str, Any]) -> None:
         folder = Path(str(config.get("paths", {}).get("models_dir", "models"))).expanduser()
+        folder = folder.absolute()
 
         def found(models: list[Any]) -> None:
             checkpoints = [
@@ -498,6 +521,37 @@ class MainWindow(QMainWindow):
         self.pages.setCurrentWidget(self.welcome)
         self._set_project_actions(False)
         self.queue_label.setText("queue: no project")
+
+    def _analysis_ready(self, analysis: Any) -> None:
+        self.project_page.show_analysis(analysis)
+        self.bridge.plan_timeline(self._show_timeline)
+
+    def _show_timeline(self, document: Any) -> None:
+        audio = self.bridge.project.audio_path if self.bridge.project else None
+
+        def waveform() -> Any:
+            if audio is None or audio.suffix.lower() != ".wav":
+                return None  # the timeline draws without one
+            return read_wav_waveform(audio)
+
+        def show(wave: Any) -> None:
+            self.timeline.set_document(document, waveform=wave)
+            self.timeline_shown.emit()
+
+        def without(err: BaseException) -> None:
+            log.info("no waveform for %s: %s", audio, one_line(err))
+            show(None)
+
+        self.bridge.call(waveform, show, without)
+
+    def _job_finished(self, event: api.JobFinished) -> None:
+        """A finished render's edit (with its stills) replaces the planned one."""
+        report = event.result.get("report")
+        output = report.get("output", {}) if isinstance(report, dict) else {}
+        timeline = output.get("timeline") if isinstance(output, dict) else None
+        if not timeline or not event.job_id.endswith("-render"):
+            return
+        self.bridge.call(lambda: api.load_timeline(Path(str(timeline))), self._show_timeline)
 
     def _job_failed(self, event: api.JobFailed) -> None:
         if event.error_type == "DependencyFailed":
