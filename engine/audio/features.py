@@ -188,12 +188,15 @@ def power_to_db(
     The ``top_db`` floor depends on the whole array's maximum: for block-wise use, join
     the blocks first (or pass ``top_db=None``).
     """
-    log_spec = 10.0 * np.log10(np.maximum(amin, power))
+    if top_db is not None and top_db < 0:
+        raise ValueError(f"top_db must be non-negative, got {top_db}")
+    # One new array, worked on in place: no song-sized temporaries besides the result.
+    log_spec = np.asarray(np.maximum(power, amin))
+    np.log10(log_spec, out=log_spec)
+    log_spec *= 10.0
     log_spec -= 10.0 * np.log10(max(amin, abs(ref)))
     if top_db is not None:
-        if top_db < 0:
-            raise ValueError(f"top_db must be non-negative, got {top_db}")
-        log_spec = np.maximum(log_spec, log_spec.max() - top_db)
+        np.maximum(log_spec, log_spec.max() - top_db, out=log_spec)
     return log_spec
 
 
