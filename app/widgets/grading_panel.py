@@ -285,9 +285,11 @@ class GradingPanel(QWidget):
         for button in self.apply_buttons.values():
             scopes.addWidget(button)
         layout = QVBoxLayout(self)
+        # the controls keep their height; the preview takes what is left (up to a point)
+        self.preview.setMaximumHeight(360)
         layout.addWidget(self.preview, 1)
         layout.addLayout(header)
-        layout.addWidget(self.tabs)
+        layout.addWidget(self.tabs, 0)
         layout.addLayout(scopes)
         layout.addWidget(self.status_label)
 
