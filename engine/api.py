@@ -12,6 +12,7 @@ from engine.assembly.tempo_map import MusicalPosition, TempoMap
 from engine.assembly.timeline_document import (
     Clip,
     ClipSource,
+    Marker,
     TimelineDocument,
     TimePoint,
     Track,
@@ -124,6 +125,7 @@ __all__ = [
     "LoraBaseMismatchError",
     "LoraSpec",
     "LutParseError",
+    "Marker",
     "MediaInputError",
     "ModelError",
     "ModelInfo",
