@@ -101,14 +101,31 @@ def _json_ready(data: Any) -> Any:
 
 
 def _render_stage(context: JobContext, stage: str | None) -> dict[str, Any]:
+    from engine.context import StageContext
+    from engine.events import JobEvent, JobProgress
     from engine.orchestrator.render_jobs import request_from_payload
     from engine.orchestrator.render_pipeline import render_video
 
-    spec = context.payload["render"]
-    request = request_from_payload(spec)
-    context.stage.stage = stage or "assemble"
+    request = request_from_payload(context.payload["render"])
+    order = ("analyse", "plan", "generate", "assemble")
+    mine = order.index(stage or "assemble")
+
+    def sink(event: JobEvent) -> None:
+        # each stage job passes through the stages before it (from their caches): only
+        # its own stage's progress is news
+        if isinstance(event, JobProgress) and event.stage in order[:mine]:
+            return
+        context.stage.sink(event)
+
+    stage_context = StageContext(
+        job_id=context.job.id,
+        sink=sink,
+        cancel_event=context.stage.cancel_event,
+        logger=context.stage.logger,
+        stage=order[mine],
+    )
     result = render_video(
-        request, config=context.payload["config"], context=context.stage, until=stage
+        request, config=context.payload["config"], context=stage_context, until=stage
     )
     return _json_ready(result)
 
