@@ -86,7 +86,8 @@ def shot_consistency(manager: Any) -> dict[str, dict[str, Any]]:
     dict
         Per character id: ``shots`` (count), ``mean`` (mean confidence, None without
         shots), ``inconsistent`` (shots below the threshold), ``threshold``, ``method``,
-        ``per_shot`` (``{image path: confidence}``) and ``errors`` (unreadable stills).
+        ``per_shot`` (``{image path: confidence}``), ``errors`` (unreadable stills) and
+        ``lookalikes`` (other characters it may be confused with: ``name``, ``similarity``).
     """
     known = {p.id for p in manager.profiles()}
     out: dict[str, dict[str, Any]] = {
@@ -124,7 +125,13 @@ def shot_consistency(manager: Any) -> dict[str, dict[str, Any]]:
         entry["per_shot"][str(image)] = report["confidence"]
         entry["threshold"], entry["method"] = report["threshold"], report["method"]
         entry["inconsistent"] += 0 if report["consistent"] else 1
-    for entry in out.values():
+    for cid, entry in out.items():
+        # characters the check cannot tell apart: a warning, not an error
+        entry["lookalikes"] = [
+            {"name": other["name"], "similarity": other["similarity"]}
+            for other in manager.similar_characters(cid)
+            if other["similar"]
+        ]
         scores = list(entry["per_shot"].values())
         entry["shots"] = len(scores)
         entry["mean"] = round(sum(scores) / len(scores), 4) if scores else None
@@ -564,6 +571,13 @@ class CharacterLibrary(QWidget):
                 )
             elif score is not None:
                 text += "\nno shots yet"
+            if score is not None and score.get("lookalikes"):
+                names = ", ".join(other["name"] for other in score["lookalikes"])
+                text += f"\n⚠ looks like {names}"
+                tip.append(
+                    "may be confused with "
+                    + ", ".join(f"{o['name']} ({o['similarity']:.2f})" for o in score["lookalikes"])
+                )
             item.setText(text)
             item.setToolTip("\n".join(tip))
 

@@ -120,3 +120,22 @@ def test_characters_of_the_project_are_shown_when_it_opens(
     assert library.item_for("jun").text() == "Jun"
     shot = library.screenshot(tmp_path / "library.png")
     assert shot.stat().st_size > 1000
+
+
+def test_two_characters_that_look_alike_are_flagged(
+    library: CharacterLibrary, project_dir: Path, qtbot: QtBot, tmp_path: Path
+) -> None:
+    make_mara(library, qtbot, tmp_path)
+    twin = figure_image(tmp_path / "drops" / "ida.png", coat=RED, shift=4)
+    jun = figure_image(tmp_path / "drops" / "jun.png", coat=BLUE)
+    for path in (twin, jun):
+        drop_files(library.grid.viewport(), [path])
+        with qtbot.waitSignal(library.character_created, timeout=10000):
+            qtbot.mouseClick(library.create_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(library.scores_updated, timeout=20000) as updated:
+        qtbot.mouseClick(library.check_button, Qt.MouseButton.LeftButton)
+    scores = updated.args[0]
+    assert [o["name"] for o in scores["mara"]["lookalikes"]] == ["Ida"]
+    assert scores["jun"]["lookalikes"] == []
+    assert "looks like Ida" in library.item_for("mara").text()
+    assert "looks like" not in library.item_for("jun").text()

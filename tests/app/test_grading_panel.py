@@ -14,6 +14,7 @@ from pytestqt.qtbot import QtBot
 
 from app.engine_bridge import EngineBridge
 from app.widgets.grading_panel import GradingPanel
+from app.widgets.panel_common import qimage_to_array
 from engine.api import Clip, ClipSource, ColorGrader, TimePoint, shipped_looks
 from tests.app.panel_fixtures import bridge, drop_files, gradient_image
 
@@ -230,3 +231,19 @@ def test_a_timeline_clip_is_previewed_with_its_own_grade(
     assert panel.control(1, "exposure").value() == -1.0
     qtbot.waitUntil(lambda: panel.preview_frame.shape == (54, 96, 3), timeout=5000)
     assert panel.preview_frame.mean() < panel.source_frame.mean() - 10
+
+
+def test_show_before_shows_the_ungraded_still(panel: GradingPanel, qtbot: QtBot) -> None:
+    def shown() -> np.ndarray:
+        image = panel.preview.pixmap().toImage()
+        return qimage_to_array(image)
+
+    panel.control(1, "exposure").spin.setValue(-1.5)
+    qtbot.waitUntil(
+        lambda: panel.preview_frame.mean() < panel.source_frame.mean() - 20, timeout=10000
+    )
+    graded_mean = shown().mean()
+    qtbot.mouseClick(panel.before_box, Qt.MouseButton.LeftButton)
+    assert shown().mean() > graded_mean + 20
+    qtbot.mouseClick(panel.before_box, Qt.MouseButton.LeftButton)
+    assert shown().mean() == pytest.approx(graded_mean, abs=1)
