@@ -33,12 +33,16 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from engine.api import (
+    AudioAnalysis,
     Clip,
     ClipSource,
+    Marker,
     MediaInputError,
     ParameterError,
+    TempoMap,
     TimelineDocument,
     TimePoint,
+    Track,
     TransitionSpec,
 )
 
@@ -47,6 +51,7 @@ __all__ = [
     "SectionBand",
     "TimelineModel",
     "Waveform",
+    "analysis_document",
     "read_wav_waveform",
     "waveform_job",
 ]
@@ -136,6 +141,38 @@ def read_wav_waveform(path: Path | str) -> Waveform:
     else:
         raise MediaInputError(path, f"has {width}-byte samples; use 8-32 bit PCM WAV")
     return Waveform.from_samples(data.reshape(-1, channels).T, rate)
+
+
+def analysis_document(
+    analysis: AudioAnalysis, *, audio_path: Path | str | None = None, fps: int | str = 30
+) -> TimelineDocument:
+    """The timeline of a song analysed but not yet planned: its beat grid, section
+    markers and the song on the audio track, with an empty video track.
+
+    The timeline can show the song's sections as soon as the analysis is done; the
+    clips come with the plan (:func:`engine.api.timeline_from_plan`).
+    """
+    tempo_map = TempoMap.from_analysis(analysis)
+    tracks = [Track(name="V1", kind="video")]
+    if audio_path is not None:
+        start, end = TimePoint("start", 0.0), TimePoint("end", tempo_map.duration)
+        song = Clip(
+            clip_id="song",
+            start=start,
+            end=end,
+            source=ClipSource(kind="audio", paths=(str(audio_path),)),
+        )
+        tracks.append(Track(name="A1", kind="audio", items=(song,)))
+    markers = tuple(
+        Marker(
+            name=section.label,
+            kind="section",
+            time=TimePoint.of(section.start, tempo_map),
+            metadata={"energy": section.energy, "confidence": section.confidence},
+        )
+        for section in analysis.sections
+    )
+    return TimelineDocument(fps=fps, tempo_map=tempo_map, tracks=tuple(tracks), markers=markers)
 
 
 def waveform_job(path: Path | str, *, sample_rate: int = 8000) -> Callable[[], Waveform]:

@@ -191,6 +191,9 @@ class PreviewPlayer(QWidget):
         song = audio.items[0] if audio is not None and audio.items else None
         source = getattr(song, "source", None)
         self._media.setSource(QUrl.fromLocalFile(source.paths[0]) if source else QUrl())
+        if not document.video_clips:
+            self._screen.setText("No shots yet: plan the video to preview it")
+            return
         generation = self._generation
         width, height = self._size
 

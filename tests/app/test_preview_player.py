@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QImage
+from PySide6.QtWidgets import QLabel
 from pytestqt.qtbot import QtBot
 
 from app.engine_bridge import EngineBridge
@@ -144,3 +145,22 @@ def test_waveform_of_a_non_pcm_song_is_decoded_through_the_bridge(
     second = round(wave.buckets_per_second)
     assert wave.maxima[: second - 2].max() == pytest.approx(1.0, abs=0.02)
     assert np.abs(wave.maxima[second + 2 :]).max() < 1e-3
+
+
+def test_a_song_without_shots_says_so_without_an_error(
+    qtbot: QtBot, bridge: EngineBridge, tmp_path: Path
+) -> None:
+    from app.viewmodels.timeline_model import analysis_document
+    from tests.app.timeline_media import write_song
+
+    audio, analysis = write_song(tmp_path)
+    widget = PreviewPlayer(bridge, preview_size=(160, 90))
+    qtbot.addWidget(widget)
+    errors: list[str] = []
+    widget.error_occurred.connect(errors.append)
+    widget.set_document(analysis_document(analysis, audio_path=audio))
+    screen = widget.findChild(QLabel, "preview_screen")
+    assert screen is not None and "No shots yet" in screen.text()
+    widget.seek(3.0)
+    qtbot.wait(200)
+    assert errors == [] and widget.current_image().isNull()

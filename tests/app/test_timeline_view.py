@@ -10,7 +10,7 @@ from PySide6.QtGui import QColor, QWheelEvent
 from PySide6.QtWidgets import QApplication
 from pytestqt.qtbot import QtBot
 
-from app.viewmodels.timeline_model import TimelineModel, read_wav_waveform
+from app.viewmodels.timeline_model import TimelineModel, analysis_document, read_wav_waveform
 from app.widgets.timeline_view import (
     RULER_H,
     SECTION_H,
@@ -361,3 +361,28 @@ def test_set_still_replaces_a_clip_image_and_its_thumbnail(
     qtbot.waitUntil(lambda: view._thumbs.get(str(other)) is not None, timeout=3000)
     model.undo_stack.undo()
     assert model.clip(clip.clip_id).source == clip.source
+
+
+def test_an_analysed_song_shows_its_sections_before_any_shot(
+    qtbot: QtBot, song: tuple, tmp_path: Path
+) -> None:
+    _document, audio, analysis = song
+    widget = TimelineView()
+    qtbot.addWidget(widget)
+    widget.resize(900, widget.minimumHeight())
+    widget.show()
+    qtbot.waitExposed(widget)
+    widget.set_document(analysis_document(analysis, audio_path=audio))
+    assert [b.label for b in widget.model.sections] == [s.label for s in analysis.sections]
+    assert widget.model.clips == ()
+    assert widget.model.document.track("audio").items[0].source.paths == (str(audio),)
+    image = widget.viewport().grab().toImage()
+    chorus = widget.model.sections[-1]
+    x = _x(widget, (chorus.start + chorus.end) / 2 + 0.11)
+    assert image.pixelColor(x, SECTION_Y + 5).rgb() == _section_color("chorus").rgb()
+    # nothing to edit yet, but the playhead works
+    qtbot.keyClick(widget, Qt.Key.Key_S)
+    with qtbot.waitSignal(widget.position_changed, timeout=2000):
+        qtbot.mouseClick(widget.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(300, 10))
+    qtbot.mouseClick(widget.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(300, VIDEO_MID))
+    assert widget.model.undo_stack.count() == 0
