@@ -280,6 +280,7 @@ class StyleBibleEditor(QWidget):
         self.preset_summary.setObjectName("presetSummary")
         self.preset_summary.setWordWrap(True)
         self.preset_summary.setStyleSheet("color: #777777;")
+        self.preset_summary.setVisible(False)
         self.camera_combo = self._words_combo(
             "cameraPreset", "Add a camera preset…", CAMERA_PRESETS
         )
@@ -589,6 +590,7 @@ class StyleBibleEditor(QWidget):
             if summary:
                 parts.append(f"{combo.currentText()}: {summary}")
         self.preset_summary.setText("\n".join(parts))
+        self.preset_summary.setVisible(bool(parts))
         self._edited()
 
     def _add_words(self, combo: QComboBox, index: int) -> None:
