@@ -80,7 +80,6 @@ def test_song_is_drawn_with_sections_beats_clips_and_waveform(
     # what is on screen: let the thumbnails load, then read pixels of a grab
     qtbot.waitUntil(lambda: view._thumbs.pending == 0)
     image = view.viewport().grab().toImage()
-    image.save("/tmp/timeline_view_test.png")
     for band in model.sections:
         x = _x(view, (band.start + band.end) / 2 + 0.11)  # between grid lines
         colour = image.pixelColor(x, SECTION_Y + SECTION_H - 3)
