@@ -287,6 +287,19 @@ def build_video_report(
         )
         advice.append("re-encode at a constant frame rate (e.g. ffmpeg -fps_mode cfr)")
     scores["frame_rate"] = 1.0 if video.constant_frame_rate else 0.0
+    if video.declared_frames and video.frames < video.declared_frames:
+        # A decoder that stops quietly on missing data, or an edit list that hides frames.
+        _issue(
+            issues,
+            "frame_count",
+            "fail",
+            f"only {video.frames} of the {video.declared_frames} frames the header declares "
+            "could be decoded: the file is probably truncated",
+            measured=video.frames,
+            limit=f"{video.declared_frames} frames",
+            frame=video.frames,
+        )
+        advice.append("export or copy the file again")
     if video.gop_max_seconds > 5.0:
         _issue(
             issues,

@@ -594,12 +594,6 @@ def measure_video(
             ) from err
     if index == 0:
         raise MediaInputError(path, "no video frame could be decoded; the file is damaged")
-    if m.declared_frames and index < m.declared_frames:
-        raise MediaInputError(
-            path,
-            f"is truncated: the header declares {m.declared_frames} frames but only {index} "
-            "could be decoded; export or copy it again",
-        )
     m.frames = index
     m.y_min, m.y_max, m.c_min, m.c_max = y_min, y_max, c_min, c_max
     m.y_outside_nominal_max_pct = max(worst_y, 0.0)

@@ -266,9 +266,7 @@ def test_truncated_faststart_file_says_how_many_frames_decoded(media: Path) -> N
     data = faststart.read_bytes()
     cut = media / "fs_cut.mp4"
     cut.write_bytes(data[: len(data) * 6 // 10])
-    # Depending on where the cut falls the decoder stops quietly (then the frame count
-    # gives it away) or reports bad data; either way the error names the frame.
-    with pytest.raises(MediaInputError, match=r"(only \d+ could be|stopped at frame \d+).*trunc"):
+    with pytest.raises(MediaInputError, match=r"stopped at frame \d+.*truncated"):
         QualityValidator().validate_video(cut)
 
 
@@ -297,3 +295,16 @@ def test_smooth_flicker_is_counted_though_no_single_frame_jumps_20(media: Path) 
     )
     assert report.measurements["video"]["max_flashes_per_second"] >= 4.0
     assert any(i.check == "flashes" and i.severity == "fail" for i in report.issues)
+
+
+def test_fewer_frames_than_declared_fail(media: Path) -> None:
+    from engine.qa.validator import build_video_report
+    from engine.qa.video_checks import measure_video
+
+    path = write_video(media / "count.mp4", lambda i: ramp(W, H, 3 * i), count=25)
+    video = measure_video(path)
+    assert video.declared_frames == video.frames == 25
+    video.declared_frames = 30  # as a header of a file cut short would say
+    report = build_video_report(path, video, None)
+    issue = next(i for i in report.issues if i.check == "frame_count")
+    assert issue.severity == "fail" and "25 of the 30" in issue.message
