@@ -437,8 +437,7 @@ class TimelineModel(QObject):
             )
         clip = clips[index]
         start = self.snapped(start_seconds)
-        low = clips[index - 1].start.seconds + MIN_CLIP_SECONDS
-        high = clips[index + 1].end.seconds - MIN_CLIP_SECONDS - clip.duration
+        low, high = self.slide_range(clip_id)
         if high < low:
             return False
         start = min(max(start, low), high)
@@ -457,6 +456,17 @@ class TimelineModel(QObject):
         edited[index + 1] = dataclasses.replace(clips[index + 1], start=last)
         self._push(self._with_clips(edited), f"Move {clip_id}")
         return True
+
+    def slide_range(self, clip_id: str) -> tuple[float, float]:
+        """Earliest and latest start :meth:`move` gives a clip (empty when low > high)."""
+        index = self.index_of(clip_id)
+        clips = self.clips
+        if index == 0 or index == len(clips) - 1:
+            start = clips[index].start.seconds
+            return start, start
+        low = clips[index - 1].start.seconds + MIN_CLIP_SECONDS
+        high = clips[index + 1].end.seconds - MIN_CLIP_SECONDS - clips[index].duration
+        return low, high
 
     def split(self, clip_id: str, seconds: float) -> str | None:
         """Cut a clip in two at ``seconds`` (snapped); the new right half's id is returned.

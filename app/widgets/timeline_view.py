@@ -629,7 +629,9 @@ class TimelineView(QAbstractScrollArea):
         elif drag.kind == "trim":
             drag.target = self.model.snapped(self.time_at(pos.x()))
         else:
-            drag.target = self.model.snapped(self.time_at(pos.x()) - drag.grab_offset)
+            low, high = self.model.slide_range(drag.clip_id)
+            target = self.model.snapped(self.time_at(pos.x()) - drag.grab_offset)
+            drag.target = min(max(target, low), high) if low <= high else None
         self.viewport().update()
 
     def mouseReleaseEvent(self, event: QMouseEvent) -> None:  # noqa: N802
