@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
     QMenu,
     QPushButton,
     QScrollArea,
+    QSplitter,
     QStackedWidget,
     QVBoxLayout,
     QWidget,
@@ -164,16 +165,27 @@ class ProjectPage(QWidget):
         self.sections.setWordWrap(True)
         self.timeline = TimelineView(parent=self)
         self.timeline.setObjectName("timeline")
+        # an editor's layout: the picture above, the timeline below it
+        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.splitter.setChildrenCollapsible(False)
+        self.splitter.addWidget(self.timeline)
         layout = QVBoxLayout(self)
         layout.addWidget(self.header)
         layout.addWidget(self.summary)
         layout.addWidget(self.sections)
-        layout.addWidget(self.timeline, 1)
+        layout.addWidget(self.splitter, 1)
+
+    def set_preview(self, preview: QWidget) -> None:
+        """Put the preview player above the timeline."""
+        self.splitter.insertWidget(0, preview)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 0)
 
     def show_project(self, info: ProjectInfo) -> None:
         self.header.setText(info.name)
         song = info.audio_path.name if info.audio_path else "no song yet"
-        self.summary.setText(f"{info.path}  ·  {song}  ·  analysing…")
+        self.summary.setText(f"{info.path.name}/  ·  {song}  ·  analysing…")
+        self.summary.setToolTip(str(info.path))
         self.sections.setText("")
 
     def show_analysis(self, analysis: Any) -> None:
@@ -250,14 +262,17 @@ class MainWindow(QMainWindow):
         self.timeline = self.project_page.timeline
         self.render_queue = RenderQueueWidget(self.bridge, self)
         self.preview = PreviewPlayer(self.bridge, self)
+        self.preview.setObjectName("preview")
         self.preview.connect_timeline(self.timeline)
+        self.project_page.set_preview(self.preview)
         self.docks: dict[str, QDockWidget] = {}
         self.panels: dict[str, QWidget] = {}
-        self._add_dock("Preview", "previewDock", self.preview, bottom=False)
         self._add_dock("Render queue", "renderQueueDock", self.render_queue, bottom=True)
         self._add_optional_panels()
+        grading = self.panels.get("gradingDock")
+        if grading is not None and hasattr(grading, "show_clip"):
+            self.timeline.selection_changed.connect(self._clip_selected)
         self.resizeDocks([self.docks["renderQueueDock"]], [170], Qt.Orientation.Vertical)
-        self.resizeDocks([self.docks["previewDock"]], [460], Qt.Orientation.Horizontal)
 
         self.drop_handler = DropHandler(self)
         self.drop_handler.audio_dropped.connect(self.bridge.new_project_from_audio)
@@ -543,6 +558,13 @@ class MainWindow(QMainWindow):
             show(None)
 
         self.bridge.call(waveform, show, without)
+
+    def _clip_selected(self, clip_id: str) -> None:
+        """The grading panel previews the shot selected on the timeline."""
+        clip = self.timeline.model.clip(clip_id) if clip_id else None
+        if clip is None or self.bridge.project is None:
+            return
+        self.panels["gradingDock"].show_clip(clip, base_dir=self.bridge.project.path)
 
     def _job_finished(self, event: api.JobFinished) -> None:
         """A finished render's edit (with its stills) replaces the planned one."""
