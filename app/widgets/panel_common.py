@@ -8,12 +8,15 @@ PySide6, numpy and the standard library.
 
 from __future__ import annotations
 
+import ctypes
+import logging
 import os
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QMimeData, Qt
+from PySide6.QtCore import QMimeData, QObject, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import QWidget
 
@@ -22,13 +25,17 @@ from engine import api
 __all__ = [
     "IMAGE_EXTENSIONS",
     "array_to_qimage",
+    "bool_refcount_leaks",
     "dropped_paths",
     "load_rgb",
     "mark_invalid",
+    "protect_bools",
     "qimage_to_array",
     "save_screenshot",
     "thumbnail",
 ]
+
+log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"})
 
@@ -134,3 +141,61 @@ def save_screenshot(widget: QWidget, path: Path | str) -> Path:
         raise api.MediaInputError(path, "could not be written; check the folder's permissions")
     os.replace(partial, path)
     return path
+
+
+# -- PySide6 6.12 on Python 3.11: signal emit() drops a reference to True ---------------
+#
+# The sibling of the None bug that app/qt_compat.py works around: ``Signal.emit()`` (and
+# ``disconnect()``) return ``True``/``False`` without taking a reference, so every emit
+# from Python takes one reference away from ``True``.  ``True`` starts with a few hundred
+# references, and the interpreter aborts with ``Fatal Python error: bool_dealloc`` after
+# about 600 emits (a slider drag on the grading panel emits dozens).  Reproduce with::
+#
+#     class O(QObject): s = Signal()
+#     o = O(); before = sys.getrefcount(True)
+#     for _ in range(100): o.s.emit()
+#     print(sys.getrefcount(True) - before)   # -100 with the bug, 0 without
+#
+# The same remedy as for None: a reserve no session can drain.  It belongs beside
+# protect_none() in app/qt_compat.py; it is applied here, on import of the panels, until
+# it moves there.
+
+_BOOL_RESERVE = 1 << 40
+
+
+class _Probe(QObject):
+    ping = Signal()
+
+
+def bool_refcount_leaks() -> bool:
+    """True when emitting a PySide6 signal takes a reference away from ``True``."""
+    if sys.version_info >= (3, 12):
+        return False  # True and False are immortal (PEP 683)
+    probe = _Probe()
+    before = sys.getrefcount(True)
+    for _ in range(10):
+        probe.ping.emit()
+    leaked = sys.getrefcount(True) < before
+    probe.deleteLater()
+    return leaked
+
+
+def protect_bools() -> bool:
+    """Make ``True`` and ``False`` effectively immortal where PySide6 leaks them.
+
+    Returns
+    -------
+    bool
+        True when the reserve is in place (Python < 3.12 with the bug present).
+    """
+    if not bool_refcount_leaks():
+        return False
+    for value in (True, False):
+        refcount = ctypes.c_ssize_t.from_address(id(value))
+        if refcount.value < _BOOL_RESERVE:
+            refcount.value += _BOOL_RESERVE
+    log.info("PySide6 signal emits drop references to True; gave True and False a reserve")
+    return True
+
+
+protect_bools()
