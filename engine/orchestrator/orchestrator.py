@@ -92,7 +92,7 @@ from engine.orchestrator.job_queue import (
     RetryPolicy,
     worker_id,
 )
-from engine.storage import DatabaseLockedError
+from engine.storage import DatabaseLockedError, StorageError
 
 __all__ = [
     "DEFAULT_ORCHESTRATOR_CONFIG",
@@ -724,33 +724,40 @@ class APEXOrchestrator:
         assert self._wake is not None
         poll = float(self.config["poll_interval_s"])
         cpu_slots = int(self.config["cpu_workers"])
-        cpu_kinds_cache: tuple[str, ...] = ()
         while not self._stopping:
             self._wake.clear()
-            await self._check_cancels()
-            gpu_busy = any(r.job.kind in GPU_KINDS for r in self._running.values())
-            cpu_busy = sum(r.job.kind not in GPU_KINDS for r in self._running.values())
-            claimed = False
-            if not gpu_busy:
-                gpu_kinds = tuple(k for k in self._handlers if k in GPU_KINDS)
-                if gpu_kinds:
-                    job = await asyncio.to_thread(self.queue.claim, self.worker, kinds=gpu_kinds)
-                    if job is not None:
-                        self._launch(job, gpu=True)
-                        claimed = True
-            if cpu_busy < cpu_slots:
-                cpu_kinds_cache = tuple(k for k in self._handlers if k not in GPU_KINDS)
-                if cpu_kinds_cache:
-                    job = await asyncio.to_thread(
-                        self.queue.claim, self.worker, kinds=cpu_kinds_cache
-                    )
-                    if job is not None:
-                        self._launch(job, gpu=False)
-                        claimed = True
+            try:
+                claimed = await self._claim_ready(cpu_slots)
+            except StorageError as err:  # locked by another process, disk full: try again
+                log.warning("the dispatcher could not read the queue: %s", err)
+                claimed = False
+                await asyncio.sleep(max(poll, 1.0))
             if claimed:
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), poll)
+
+    async def _claim_ready(self, cpu_slots: int) -> bool:
+        """Claim and launch a job for each free slot; whether any was claimed."""
+        await self._check_cancels()
+        gpu_busy = any(r.job.kind in GPU_KINDS for r in self._running.values())
+        cpu_busy = sum(r.job.kind not in GPU_KINDS for r in self._running.values())
+        claimed = False
+        if not gpu_busy:
+            gpu_kinds = tuple(k for k in self._handlers if k in GPU_KINDS)
+            if gpu_kinds:
+                job = await asyncio.to_thread(self.queue.claim, self.worker, kinds=gpu_kinds)
+                if job is not None:
+                    self._launch(job, gpu=True)
+                    claimed = True
+        if cpu_busy < cpu_slots:
+            cpu_kinds = tuple(k for k in self._handlers if k not in GPU_KINDS)
+            if cpu_kinds:
+                job = await asyncio.to_thread(self.queue.claim, self.worker, kinds=cpu_kinds)
+                if job is not None:
+                    self._launch(job, gpu=False)
+                    claimed = True
+        return claimed
 
     async def _check_cancels(self) -> None:
         """Jobs cancelled by another process (``apex-director jobs cancel``) stop too."""
@@ -775,16 +782,32 @@ class APEXOrchestrator:
         pool = self._gpu_pool if gpu else self._cpu_pool
         loop = asyncio.get_running_loop()
         try:
-            result = await loop.run_in_executor(pool, self._call_handler, running)
-        except BaseException as err:
-            await asyncio.to_thread(self._record_failure, running, err)
-        else:
-            await asyncio.to_thread(self._record_success, running, result)
+            try:
+                result = await loop.run_in_executor(pool, self._call_handler, running)
+            except BaseException as err:
+                await self._record(self._record_failure, running, err)
+            else:
+                await self._record(self._record_success, running, result)
         finally:
             self._running.pop(job.id, None)
             if self._wake is not None:
                 self._wake.set()
             await self._notify_finished()
+
+    async def _record(self, record: Callable[..., None], *args: Any) -> None:
+        """Write a job's outcome, waiting out a database another process holds locked."""
+        for attempt in range(1, 7):
+            try:
+                await asyncio.to_thread(record, *args)
+                return
+            except DatabaseLockedError as err:
+                log.warning("cannot record a job's outcome (attempt %d): %s", attempt, err)
+                await asyncio.sleep(min(30.0, 2.0**attempt))
+        log.error(
+            "the outcome of job %s could not be written; it stays 'running' until this "
+            "process ends, and the next start recovers it",
+            args[0].job.id,
+        )
 
     def _call_handler(self, running: _Running) -> dict[str, Any] | None:
         job = running.job

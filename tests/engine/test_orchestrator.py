@@ -503,3 +503,40 @@ def test_analyse_and_qa_jobs_run_the_real_stages(engine: EngineThread, tmp_path:
     assert Path(made["artifact"]).read_text().startswith("{")
     assert checked["state"] == "failed" and checked["attempts"] == 1
     assert "does not decode" in checked["error"]
+
+
+def test_database_locked_by_another_process_delays_jobs_and_loses_none(
+    engine: EngineThread, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from engine.assets.project import Project
+
+    project = Project.create(tmp_path / "p", busy_timeout_s=0.2)
+    orchestrator = APEXOrchestrator(project, config=FAST, handlers={"noop": lambda c: {"ok": 1}})
+    ids = engine.call(orchestrator.submit_batch([{"kind": "noop"} for _ in range(5)]))
+    engine.call(orchestrator.initialize())  # (locked at start-up, it raises the typed error)
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sqlite3, sys, time\n"
+            "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+            "db.execute('BEGIN EXCLUSIVE')\n"
+            "print('locked', flush=True)\n"
+            "time.sleep(1.5)\n"
+            "db.execute('COMMIT')\n",
+            str(tmp_path / "p" / "apex.db"),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        engine.call(orchestrator.start())
+        results = engine.call(orchestrator.drain(ids, timeout_s=60))
+    finally:
+        holder.wait(30)
+    engine.call(orchestrator.stop())
+    project.close()
+    assert [r["state"] for r in results] == ["succeeded"] * 5
+    assert all(r["attempts"] == 1 for r in results)
+    assert "could not read the queue" in caplog.text and "locked" in caplog.text
