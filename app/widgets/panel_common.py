@@ -156,9 +156,11 @@ def save_screenshot(widget: QWidget, path: Path | str) -> Path:
 #     for _ in range(100): o.s.emit()
 #     print(sys.getrefcount(True) - before)   # -100 with the bug, 0 without
 #
-# The same remedy as for None: a reserve no session can drain.  It belongs beside
-# protect_none() in app/qt_compat.py; it is applied here, on import of the panels, until
-# it moves there.
+# pyproject.toml keeps PySide6 below 6.12 (docs/decisions/0012), where emit() does not
+# leak; like protect_none(), this guard is for a 6.12 installed by hand, and does nothing
+# when the leak is not there.  The same remedy as for None: a reserve no session can
+# drain.  It belongs beside protect_none() in app/qt_compat.py; it is applied here, on
+# import of the panels, until it moves there.
 
 _BOOL_RESERVE = 1 << 40
 

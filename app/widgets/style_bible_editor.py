@@ -22,6 +22,8 @@ Examples
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -63,11 +65,18 @@ from app.widgets.panel_common import (
 )
 from engine import api
 
-__all__ = ["CAMERA_PRESETS", "LIGHTING_PRESETS", "StyleBibleEditor", "SwatchStrip"]
+__all__ = [
+    "CAMERA_PRESETS",
+    "LIGHTING_PRESETS",
+    "StyleBibleEditor",
+    "SwatchStrip",
+    "copy_into",
+]
 
 log = logging.getLogger(__name__)
 
 SAVE_DELAY_MS = 300
+REFERENCES_FOLDER = "references"
 
 # Camera and lighting presets: the words they add to the prompt template.  The style
 # bible has no camera or lighting field of its own (a request's camera_settings and
@@ -488,10 +497,42 @@ class StyleBibleEditor(QWidget):
         }
 
     def add_reference_images(self, paths: list[Path] | list[str]) -> None:
-        """Add images to the references (stored relative to the project when inside it)."""
+        """Add images to the references.
+
+        Images from outside the project are copied into ``<project>/references/`` first
+        (through the bridge), as the character library does, so the look survives the
+        originals moving; images inside the project are referred to where they are.
+        """
+        images = [Path(p) for p in paths]
+        folder = self._project_dir
+        outside = [p for p in images if folder is not None and not self._inside(p)]
+        if not outside:
+            self._add_references(images)
+            return
+
+        def copied(copies: list[Path]) -> None:
+            if folder == self._project_dir:
+                self._add_references([*(p for p in images if p not in outside), *copies])
+
+        def failed(err: BaseException) -> None:
+            self._show_error(f"Reference images not added: {_one_line(err)}", "reference_images")
+
+        assert folder is not None
+        self.bridge.call(lambda: copy_into(folder / REFERENCES_FOLDER, outside), copied, failed)
+
+    def _inside(self, path: Path) -> bool:
+        if self._project_dir is None:
+            return False
+        try:
+            path.resolve().relative_to(self._project_dir.resolve())
+        except ValueError:
+            return False
+        return True
+
+    def _add_references(self, paths: list[Path]) -> None:
         added = False
         for path in paths:
-            text = self._relative(Path(path))
+            text = self._relative(path)
             if text not in self._references:
                 self._references.append(text)
                 added = True
@@ -686,6 +727,39 @@ class StyleBibleEditor(QWidget):
             self._show_error(f"Not saved: {_one_line(err)}", field_name)
 
         self.bridge.call(work, done, failed)
+
+
+def copy_into(folder: Path, images: list[Path]) -> list[Path]:
+    """Copy ``images`` into ``folder`` (each written beside its name and renamed over it).
+
+    A name already taken by a different file gets ``-2``, ``-3``...; the same file is not
+    copied twice.  Blocking: run it through the bridge.
+
+    Raises
+    ------
+    MediaInputError
+        An image is missing or cannot be read or written.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for source in images:
+        if not source.is_file():
+            raise api.MediaInputError(source, "is not there (moved or deleted?)")
+        target, n = folder / source.name, 2
+        while target.exists() and target.read_bytes() != source.read_bytes():
+            target, n = folder / f"{source.stem}-{n}{source.suffix}", n + 1
+        if not target.exists():
+            partial = target.with_name(f".{target.name}.partial")
+            try:
+                shutil.copyfile(source, partial)
+                os.replace(partial, target)
+            except OSError as err:
+                partial.unlink(missing_ok=True)
+                raise api.MediaInputError(
+                    source, f"could not be copied into the project ({err})"
+                ) from err
+        copies.append(target)
+    return copies
 
 
 def _number(text: str, kind: Callable[[str], Any]) -> Any:

@@ -90,7 +90,7 @@ def drop_files(widget: QWidget, paths: list[Path], point: QPoint | None = None) 
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     point = point or QPoint(widget.width() // 2, widget.height() // 2)
     buttons, modifiers = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    enter = QDragEnterEvent(QPointF(point), Qt.DropAction.CopyAction, mime, buttons, modifiers)
+    enter = QDragEnterEvent(point, Qt.DropAction.CopyAction, mime, buttons, modifiers)
     QApplication.sendEvent(widget, enter)
     drop = QDropEvent(QPointF(point), Qt.DropAction.CopyAction, mime, buttons, modifiers)
     if enter.isAccepted():

@@ -188,3 +188,19 @@ def test_a_broken_bible_file_is_reported_not_overwritten(
     assert "fix or delete it" in editor.error_text()
     assert not editor.field("name").isEnabled()
     assert (project_dir / STYLE_BIBLE_FILE).read_text() == "{ not json"
+
+
+def test_references_from_outside_the_project_are_copied_into_it(
+    editor: StyleBibleEditor, project_dir: Path, qtbot: QtBot, tmp_path: Path
+) -> None:
+    first = split_image(tmp_path / "downloads" / "look.png", (10, 20, 30), (40, 50, 60))
+    second = split_image(tmp_path / "elsewhere" / "look.png", (90, 20, 30), (40, 50, 60))
+    with qtbot.waitSignal(editor.saved, timeout=5000):
+        drop_files(editor.reference_list.viewport(), [first, second])
+    refs = saved_bible(project_dir)["reference_images"]
+    assert refs == ["references/look.png", "references/look-2.png"]
+    assert (project_dir / refs[0]).read_bytes() == first.read_bytes()
+    assert (project_dir / refs[1]).read_bytes() == second.read_bytes()
+    assert not list((project_dir / "references").glob(".*"))  # no partial files left
+    first.unlink()  # the original moves away: the look keeps its copy
+    assert editor.is_valid
