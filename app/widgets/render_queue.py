@@ -59,6 +59,7 @@ class QueueRow:
     fractions: dict[str, float] = field(default_factory=dict)  # running job -> 0..1
     errors: dict[str, str] = field(default_factory=dict)
     message: str = ""
+    title: str = ""  # "Render draft · song.wav", once the queue has been read
     started_at: float | None = None
     finished_at: float | None = None
     result: dict[str, Any] | None = None
@@ -171,6 +172,9 @@ class RenderQueueWidget(QWidget):
         self.setObjectName("renderQueue")
         self.bridge = bridge
         self.rows: dict[str, QueueRow] = {}
+        # job id -> (time, state) of the newest event: a queue read that started before
+        # an event arrived must not put the job back to the state it had then
+        self._seen: dict[str, tuple[float, str]] = {}
         self._items: dict[str, QTreeWidgetItem] = {}
         self._bars: dict[str, QProgressBar] = {}
         self.open_externally = True  # tests turn it off: no desktop viewer starts
@@ -220,6 +224,8 @@ class RenderQueueWidget(QWidget):
         bridge.job_cancelled.connect(self._on_cancelled)
         bridge.project_opened.connect(self._on_project_opened)
         bridge.project_closed.connect(self.clear)
+        # a new render's row gets its title (preset, song) from the queue
+        bridge.render_queued.connect(lambda _job_id: self.refresh())
         self._update_buttons()
 
     # -- the public API ---------------------------------------------------------------
@@ -233,6 +239,10 @@ class RenderQueueWidget(QWidget):
         self._update_buttons()
 
     def clear(self) -> None:
+        self._seen.clear()
+        self._clear_rows()
+
+    def _clear_rows(self) -> None:
         self.rows.clear()
         self._items.clear()
         self._bars.clear()
@@ -290,12 +300,23 @@ class RenderQueueWidget(QWidget):
 
     def _load(self, jobs: list[dict[str, Any]]) -> None:
         selected = self.selected_row()
-        self.clear()
+        previous = dict(self.rows)
+        self._clear_rows()
         for job in sorted(jobs, key=lambda j: j["created_at"]):
             row, stage = self._row(job["id"], job["kind"])
-            row.states[job["id"]] = job["state"]
+            seen = self._seen.get(job["id"])
+            newer = seen is not None and seen[0] > float(job.get("updated_at") or 0.0)
+            row.states[job["id"]] = seen[1] if newer else job["state"]
+            old = previous.get(row.key)
+            if old is not None and job["id"] in old.fractions:
+                row.fractions[job["id"]] = old.fractions[job["id"]]
+                row.message = old.message
             if job.get("error"):
                 row.errors[job["id"]] = str(job["error"])
+            spec = (job.get("payload") or {}).get("render")
+            if isinstance(spec, dict) and not row.title:
+                song = Path(str(spec.get("audio_path", ""))).name
+                row.title = f"Render {spec.get('preset', '')} · {song}"
             if job.get("started_at") and (row.started_at is None):
                 row.started_at = float(job["started_at"])
             if stage in (None, "render") and job.get("result"):
@@ -307,7 +328,11 @@ class RenderQueueWidget(QWidget):
         if selected is not None:
             self.select(selected.key)
 
+    def _note(self, event: api.JobEvent, state: str) -> None:
+        self._seen[event.job_id] = (event.timestamp, state)
+
     def _on_queued(self, event: api.JobQueued) -> None:
+        self._note(event, "queued")
         row, _ = self._row(event.job_id, event.kind)
         row.states[event.job_id] = "queued"
         row.fractions.pop(event.job_id, None)
@@ -315,6 +340,7 @@ class RenderQueueWidget(QWidget):
         self._paint(row.key)
 
     def _on_started(self, event: api.JobStarted) -> None:
+        self._note(event, "running")
         row, _ = self._row(event.job_id, event.kind)
         row.states[event.job_id] = "running"
         if row.started_at is None:
@@ -329,10 +355,13 @@ class RenderQueueWidget(QWidget):
             fraction = event.step / event.total
             row.fractions[event.job_id] = max(row.fractions.get(event.job_id, 0.0), fraction)
         row.message = f"{event.stage}: {event.message}" if event.message else event.stage
-        row.states.setdefault(event.job_id, "running")
+        if row.states.get(event.job_id, "queued") == "queued":
+            row.states[event.job_id] = "running"
+            self._note(event, "running")
         self._paint(row.key)
 
     def _on_finished(self, event: api.JobFinished) -> None:
+        self._note(event, "succeeded")
         row, stage = self._row(event.job_id, "job")
         row.states[event.job_id] = "succeeded"
         row.fractions.pop(event.job_id, None)
@@ -342,12 +371,14 @@ class RenderQueueWidget(QWidget):
         self._paint(row.key)
 
     def _on_failed(self, event: api.JobFailed) -> None:
+        self._note(event, "failed")
         row, _ = self._row(event.job_id, "job")
         row.states[event.job_id] = "failed"
         row.errors[event.job_id] = event.error
         self._paint(row.key)
 
     def _on_cancelled(self, event: api.JobCancelled) -> None:
+        self._note(event, "cancelled")
         row, _ = self._row(event.job_id, "job")
         row.states[event.job_id] = "cancelled"
         self._paint(row.key)
@@ -369,7 +400,9 @@ class RenderQueueWidget(QWidget):
             self._items[key] = item
             self._bars[key] = bar
         state = row.state
-        title = f"Render {key.removeprefix('render-')[:8]}" if row.is_render else row.kind
+        title = row.title or (
+            f"Render {key.removeprefix('render-')[:8]}" if row.is_render else row.kind
+        )
         item.setText(0, title)
         item.setToolTip(0, key)
         error = next(iter(row.errors.values()), "")

@@ -94,3 +94,33 @@ def test_an_unreadable_song_is_a_message_not_a_crash(
     assert level == "error"
     assert "broken.wav" in text
     assert window.isVisible()
+
+
+def test_a_cube_goes_to_the_grading_panel_and_images_to_the_character_library(
+    window: MainWindow, qtbot: QtBot, tmp_path: Path
+) -> None:
+    from PySide6.QtGui import QColor, QImage
+
+    cube = tmp_path / "warm.cube"
+    lines = ['TITLE "warm"', "LUT_3D_SIZE 2"]
+    for b in (0.0, 1.0):
+        for g in (0.0, 1.0):
+            for r in (0.0, 1.0):
+                lines.append(f"{min(r * 1.1, 1.0):.4f} {g:.4f} {b * 0.9:.4f}")
+    cube.write_text("\n".join(lines) + "\n")
+    grading = window.panels["gradingDock"]
+    with qtbot.waitSignal(grading.lut_loaded, timeout=10000) as loaded:
+        drop_files(window, [cube])
+    assert Path(loaded.args[0]).name == "warm.cube"
+
+    faces = []
+    for number, colour in enumerate(("#c04040", "#40c040")):
+        image = QImage(64, 64, QImage.Format.Format_RGB32)
+        image.fill(QColor(colour))
+        path = tmp_path / f"face-{number}.png"
+        image.save(str(path))
+        faces.append(path)
+    drop_files(window, faces)
+    library = window.panels["characterDock"]
+    assert library.pending_images == faces
+    assert window.message_bar.messages() == []

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from PySide6.QtCore import Qt
 from pytestqt.qtbot import QtBot
 
 from app.engine_bridge import EngineBridge
-from app.widgets.render_queue import RenderQueueWidget, group_of
+from app.widgets.render_queue import RENDER_STAGES, QueueRow, RenderQueueWidget, group_of
 from tests.app.shell_fixtures import bridge, engine_config, song_file
 from tests.media import read_audio, read_video_frames
 
@@ -49,6 +50,7 @@ def test_a_draft_render_reaches_100_percent_with_a_valid_output_and_qc(
     assert progress[-1] == 1.0 and any(0.0 < p < 1.0 for p in progress)
     assert progress == sorted(progress)  # never goes backwards
     item = queue._items[key]
+    assert item.text(0) == "Render draft · night drive.wav"
     assert queue._bars[key].value() == 1000 and queue._bars[key].text() == "100 %"
     assert item.text(4) == "passed" and item.toolTip(4).startswith("QC passed")
     output = row.output
@@ -110,3 +112,25 @@ def test_cancel_is_not_an_error_and_retry_queues_again(
     qtbot.mouseClick(queue.cancel_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: queue.rows[key].state == "cancelled", timeout=30000)
     assert errors == []
+
+
+def test_a_rows_progress_eta_and_actions_follow_its_stage_jobs() -> None:
+    row = QueueRow(key="render-00ff", kind="render")
+    ids = row.job_ids()
+    assert [i.rsplit("-", 1)[1] for i in ids] == list(RENDER_STAGES)
+    assert row.state == "queued" and row.progress == 0.0 and row.eta_s(100.0) is None
+    assert row.actionable("cancel") == ids[0] and row.actionable("retry") is None
+    row.started_at = 100.0
+    row.states.update({ids[0]: "succeeded", ids[1]: "succeeded", ids[2]: "running"})
+    row.fractions[ids[2]] = 0.5
+    assert row.state == "running"
+    assert row.progress == (2 + 0.5) / 6
+    # 25 s for 2.5 of 6 stages: 35 s to go at that rate
+    assert row.eta_s(125.0) == pytest.approx(35.0)
+    assert row.actionable("cancel") == ids[2]
+    row.states[ids[2]] = "failed"
+    row.states.update({i: "failed" for i in ids[3:]})
+    assert row.state == "failed" and row.actionable("retry") == ids[2]
+    assert row.actionable("cancel") is None and row.eta_s(130.0) is None
+    row.result = {"report": {"qc": {"passed": False, "summary": "QC FAILED: loud"}}}
+    assert row.qc == (False, "QC FAILED: loud") and row.output is None
