@@ -21,6 +21,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -147,7 +148,8 @@ class VideoMeasurement:
     first_red_flash_fail_frame: int | None = None
     black_runs: list[tuple[int, int]] = field(default_factory=list)  # (first frame, count)
     frozen_runs: list[tuple[int, int]] = field(default_factory=list)
-    frame_times: list[float] = field(default_factory=list, repr=False)
+    # One 8-byte float per frame (the only per-frame data kept): where a frame is in time.
+    frame_times: array[float] = field(default_factory=lambda: array("d"), repr=False)
 
     def time_of(self, frame: int | None) -> float | None:
         if frame is None:
@@ -261,7 +263,7 @@ def probe_container(path: Path | str) -> VideoMeasurement:
         m.declared_frames = int(video.frames or 0)
         m.has_audio = bool(container.streams.audio)
         streams = [video, *container.streams.audio[:1]]
-        pts: list[int] = []
+        pts = array("q")  # 8 bytes a frame
         keyframes: list[int] = []
         video_end = audio_start = audio_end = None
         try:
@@ -286,8 +288,9 @@ def probe_container(path: Path | str) -> VideoMeasurement:
         if not pts:
             raise MediaInputError(path, "its video stream holds no frames; export it again")
         tb = video.time_base
-        pts.sort()
-        deltas = np.diff(np.asarray(pts, dtype=np.int64))
+        ordered = np.sort(np.frombuffer(pts, dtype=np.int64))
+        del pts
+        deltas = np.diff(ordered)
         if deltas.size:
             m.frame_interval_min = float(deltas.min() * tb)
             m.frame_interval_max = float(deltas.max() * tb)
@@ -295,20 +298,24 @@ def probe_container(path: Path | str) -> VideoMeasurement:
             m.constant_frame_rate = bool(deltas.max() - deltas.min() <= 1)
         else:
             m.frame_interval_min = m.frame_interval_max = 1 / m.fps if m.fps else 0.0
-        index = {p: i for i, p in enumerate(pts)}
-        key_index = sorted(index[k] for k in keyframes if k in index)
-        bounds = [*key_index, len(pts)]
-        m.gop_max_frames = max((b - a for a, b in itertools.pairwise(bounds)), default=len(pts))
+        # The frame number of each keyframe (the last of equal timestamps, as a dict would).
+        keys = np.asarray(keyframes, dtype=np.int64)
+        at = np.searchsorted(ordered, keys, side="right") - 1
+        found = (at >= 0) & (ordered[np.maximum(at, 0)] == keys)
+        key_index = sorted(int(i) for i in at[found])
+        count = int(ordered.size)
+        bounds = [*key_index, count]
+        m.gop_max_frames = max((b - a for a, b in itertools.pairwise(bounds)), default=count)
         if key_index and key_index[0] > 0:  # frames before the first keyframe
             m.gop_max_frames = max(m.gop_max_frames, key_index[0])
         m.gop_max_seconds = m.gop_max_frames / m.fps if m.fps else 0.0
-        start = float(pts[0] * tb)
+        start = float(int(ordered[0]) * tb)
         m.video_duration = float(video_end * tb) - start if video_end is not None else 0.0
         if m.video_duration <= 0 and m.fps:
-            m.video_duration = len(pts) / m.fps
+            m.video_duration = count / m.fps
         if audio_end is not None and audio_start is not None:
             m.audio_duration = audio_end - max(audio_start, 0.0)
-        m.frames = len(pts)
+        m.frames = count
     return m
 
 
@@ -437,16 +444,28 @@ def _cells_rgb(
     return luminance.ravel().astype(np.float64), red.ravel().astype(np.float64)
 
 
-def _runs(flags: list[bool], minimum: int) -> list[tuple[int, int]]:
-    runs, start = [], None
-    for i, flag in enumerate([*flags, False]):
-        if flag and start is None:
-            start = i
-        elif not flag and start is not None:
-            if i - start >= minimum:
-                runs.append((start, i - start))
-            start = None
-    return runs
+class _Runs:
+    """Runs of at least ``minimum`` consecutive flagged frames, found as the frames come."""
+
+    def __init__(self, minimum: int) -> None:
+        self.minimum = minimum
+        self.index = 0
+        self.start: int | None = None
+        self.runs: list[tuple[int, int]] = []  # (first frame, count)
+
+    def add(self, flag: bool) -> None:
+        if flag and self.start is None:
+            self.start = self.index
+        elif not flag and self.start is not None:
+            if self.index - self.start >= self.minimum:
+                self.runs.append((self.start, self.index - self.start))
+            self.start = None
+        self.index += 1
+
+    def close(self) -> list[tuple[int, int]]:
+        """The runs, one still open at the end included."""
+        self.add(False)
+        return self.runs
 
 
 def measure_video(
@@ -496,8 +515,9 @@ def measure_video(
     flashes = _TransitionCounter(grid[0] * grid[1], window, dark_limit=_FLASH_DARK)
     red_flashes = _TransitionCounter(grid[0] * grid[1], window, dark_limit=math.inf)
     black_level = nominal_y[0] + _BLACK_LEVEL * (nominal_y[1] - nominal_y[0])
-    black_flags: list[bool] = []
-    frozen_flags: list[bool] = []
+    black = _Runs(max(1, math.ceil(options.black_min_seconds * fps)))
+    # A frozen run of n repeated frames shows one picture for n + 1 frames.
+    frozen = _Runs(max(1, math.ceil(options.frozen_min_seconds * fps) - 1))
     previous_thumb: np.ndarray | None = None
     scale8 = 1 << (m.bit_depth - 8)
 
@@ -574,14 +594,14 @@ def measure_video(
                     m.max_red_flashes_per_second, m.max_red_flash_frame = rate, index
                 if rate > FLASH_LIMIT and m.first_red_flash_fail_frame is None:
                     m.first_red_flash_fail_frame = index
-                black_flags.append(
+                black.add(
                     float(np.count_nonzero(thumb <= black_level)) / thumb.size >= _BLACK_RATIO
                 )
                 if previous_thumb is not None:
                     diff = cv2.absdiff(thumb, previous_thumb)
-                    frozen_flags.append(float(diff.mean()) / scale8 < _FROZEN_DIFF)
+                    frozen.add(float(diff.mean()) / scale8 < _FROZEN_DIFF)
                 else:
-                    frozen_flags.append(False)
+                    frozen.add(False)
                 previous_thumb = thumb
                 index += 1
                 if check_cancelled is not None and index % 25 == 0:
@@ -598,9 +618,7 @@ def measure_video(
     m.y_min, m.y_max, m.c_min, m.c_max = y_min, y_max, c_min, c_max
     m.y_outside_nominal_max_pct = max(worst_y, 0.0)
     m.c_outside_nominal_max_pct = max(worst_c, 0.0)
-    m.black_runs = _runs(black_flags, max(1, math.ceil(options.black_min_seconds * fps)))
-    # A frozen run of n repeated frames shows one picture for n + 1 frames.
-    frozen = _runs(frozen_flags, max(1, math.ceil(options.frozen_min_seconds * fps) - 1))
-    m.frozen_runs = [(start - 1, count + 1) for start, count in frozen]
+    m.black_runs = black.close()
+    m.frozen_runs = [(start - 1, count + 1) for start, count in frozen.close()]
     log.debug("measured %s: %d frames", path, index)
     return m
