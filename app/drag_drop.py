@@ -19,8 +19,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QMimeData, QObject, Signal
+from PySide6.QtCore import QEvent, QMimeData, QObject, QPoint, Signal
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
+from PySide6.QtWidgets import QWidget
 
 from app.engine_bridge import AUDIO_EXTENSIONS
 
@@ -108,6 +109,9 @@ class DropHandler(QObject):
 
     def __init__(self, target: QObject) -> None:
         super().__init__(target)
+        # where the last drop landed, in global coordinates (images dropped on a shot
+        # replace its still: the window looks up what is under this point)
+        self.last_global_position: QPoint | None = None
         target.installEventFilter(self)
         if hasattr(target, "setAcceptDrops"):
             target.setAcceptDrops(True)
@@ -125,6 +129,10 @@ class DropHandler(QObject):
             if not event.mimeData().hasUrls():
                 return False
             event.acceptProposedAction()
+            if isinstance(watched, QWidget):
+                self.last_global_position = watched.mapToGlobal(event.position().toPoint())
+            else:
+                self.last_global_position = None
             self.handle(paths_of(event.mimeData()))
             return True
         return super().eventFilter(watched, event)

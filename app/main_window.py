@@ -591,7 +591,29 @@ class MainWindow(QMainWindow):
         self.docks["gradingDock"].raise_()
         loader(path)
 
+    def _clip_under(self, global_position: Any) -> Any:
+        """The timeline clip under a point of the screen, if any."""
+        if global_position is None or self.timeline.model.document is None:
+            return None
+        port = self.timeline.viewport()
+        local = port.mapFromGlobal(global_position)
+        if not port.isVisible() or not port.rect().contains(local):
+            return None
+        for clip in self.timeline.model.clips:
+            if self.timeline.clip_view_rect(clip.clip_id).contains(local.toPointF()):
+                return clip
+        return None
+
     def _images_dropped(self, paths: list[Path]) -> None:
+        clip = self._clip_under(self.drop_handler.last_global_position)
+        if clip is not None:
+            # an image dropped on a shot becomes its still (undoable like any edit)
+            self.timeline.model.set_still(clip.clip_id, paths[0])
+            self.timeline.model.select(clip.clip_id)
+            self.statusBar().showMessage(
+                f"{paths[0].name} is now the still of {clip.clip_id}", 4000
+            )
+            return
         panel = self.panels.get("characterDock")
         adder = getattr(panel, "add_reference_images", None)
         if adder is None:

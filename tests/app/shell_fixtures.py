@@ -64,11 +64,13 @@ def bridge(tmp_path: Path, qtbot: QtBot) -> Iterator[EngineBridge]:
     bridge.shutdown()
 
 
-def drop_files(widget: QWidget, paths: list[Path]) -> QDropEvent:
-    """Drag ``paths`` over ``widget`` and drop them, as the window system would."""
+def drop_files(widget: QWidget, paths: list[Path], point: QPoint | None = None) -> QDropEvent:
+    """Drag ``paths`` over ``widget`` and drop them at ``point`` (default: its middle),
+    as the window system would."""
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
-    point = QPoint(widget.width() // 2, widget.height() // 2)
+    if point is None:
+        point = QPoint(widget.width() // 2, widget.height() // 2)
     buttons, modifiers = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
     enter = QDragEnterEvent(point, Qt.DropAction.CopyAction, mime, buttons, modifiers)
     QApplication.sendEvent(widget, enter)

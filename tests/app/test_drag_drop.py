@@ -124,3 +124,29 @@ def test_a_cube_goes_to_the_grading_panel_and_images_to_the_character_library(
     library = window.panels["characterDock"]
     assert library.pending_images == faces
     assert window.message_bar.messages() == []
+
+
+def test_an_image_dropped_on_a_shot_becomes_its_still_and_undo_restores(
+    window: MainWindow, qtbot: QtBot, song_file: Path, tmp_path: Path
+) -> None:
+    from PySide6.QtCore import QPoint
+    from PySide6.QtGui import QColor, QImage
+
+    with qtbot.waitSignal(window.timeline_shown, timeout=90000):
+        drop_files(window, [song_file])
+    timeline = window.timeline
+    clip = timeline.model.clips[1]
+    before = clip.source
+    image = QImage(96, 54, QImage.Format.Format_RGB32)
+    image.fill(QColor("#3060d0"))
+    still = tmp_path / "my still.png"
+    image.save(str(still))
+    centre = timeline.clip_view_rect(clip.clip_id).center().toPoint()
+    point = timeline.viewport().mapTo(window, centre)
+    drop_files(window, [still], QPoint(point))
+    changed = timeline.model.clip(clip.clip_id)
+    assert changed.source.paths == (str(still),)
+    assert timeline.model.selected == clip.clip_id
+    assert window.panels["characterDock"].pending_images == []  # not a character
+    timeline.model.undo_stack.undo()
+    assert timeline.model.clip(clip.clip_id).source == before
