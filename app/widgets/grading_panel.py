@@ -250,6 +250,7 @@ class GradingPanel(QWidget):
         self._section = ""
         self._in_flight = False
         self._dirty = False
+        self._reading = False  # a shot's still is being read (set_shot)
         self._generation = 0  # bumped when the shot changes: late results are dropped
         self._controls: dict[tuple[int, str], SliderField] = {}
         self._effect_boxes: dict[str, QCheckBox] = {}
@@ -444,14 +445,17 @@ class GradingPanel(QWidget):
         path = Path(image_path)
         self._generation += 1
         generation = self._generation
+        self._reading = True  # no preview of the previous still meanwhile
         self.status_label.setText(f"Reading {path.name}…")
 
         def done(frame: np.ndarray) -> None:
             if generation == self._generation:
+                self._reading = False
                 self.set_frame(frame, shot_id=shot_id or path.stem, section=section)
 
         def failed(err: BaseException) -> None:
             if generation == self._generation:
+                self._reading = False
                 self.status_label.setText(f"No preview: {_one_line(err)}")
 
         self.bridge.call(lambda: load_rgb(path, max_side=PREVIEW_SIDE), done, failed)
@@ -459,8 +463,9 @@ class GradingPanel(QWidget):
     def show_clip(self, clip: Any, *, base_dir: Path | str | None = None) -> None:
         """Preview on a timeline :class:`~engine.api.Clip` (its first picture).
 
-        The clip's own grade, when it has one, is loaded into the panel; otherwise the
-        panel keeps its settings, so one grade can be applied to shot after shot.
+        The clip's own grade, else the grade the project stores for the shot or its
+        section (*Apply to shot / section*), is loaded into the panel; otherwise the panel
+        keeps its settings, so one grade can be applied to shot after shot.
         Relative picture paths are resolved against ``base_dir`` (the project folder).
         """
         source = clip.source
@@ -470,10 +475,22 @@ class GradingPanel(QWidget):
         path = Path(source.paths[0])
         if not path.is_absolute() and base_dir is not None:
             path = Path(base_dir) / path
-        if clip.grade is not None:
-            self.set_grade(dict(clip.grade))
         section = str(clip.metadata.get("section", "")) if clip.metadata else ""
+        grade = (
+            dict(clip.grade) if clip.grade is not None else self.stored_grade(clip.clip_id, section)
+        )
+        if grade is not None:
+            self.set_grade(grade)
         self.set_shot(path, shot_id=clip.clip_id, section=section)
+
+    def stored_grade(self, shot_id: str, section: str) -> dict[str, Any] | None:
+        """The grade the open project stores for the shot, else for its section, or None."""
+        project = getattr(self.bridge, "project", None)
+        if project is None:
+            return None
+        if self._grades_of != project.id:
+            self._grades, self._grades_of = _copy_grades(project.settings.get("grades")), project.id
+        return self._grades["shots"].get(shot_id) or self._grades["sections"].get(section)
 
     def reset_stage(self, stage: int) -> None:
         """Put one stage (1..4) back to neutral."""
@@ -667,8 +684,8 @@ class GradingPanel(QWidget):
         self.apply_buttons["section"].setEnabled(bool(self._section))
 
     def _request_preview(self) -> None:
-        if self._source is None:
-            return
+        if self._source is None or self._reading:
+            return  # set_frame() asks again once the new still is there
         if self._in_flight:
             self._dirty = True  # graded when the one in flight comes back
             return
