@@ -48,6 +48,8 @@ __all__ = ["MainWindow", "default_config_path", "default_workspace"]
 log = logging.getLogger(__name__)
 
 MAX_RECENT = 8
+EDIT_FILE = "edit.timeline.json"  # the user's timeline edits, in the project folder
+EDIT_SAVE_DELAY_MS = 800
 STATE_VERSION = 1
 STATS_INTERVAL_MS = 2000
 
@@ -288,6 +290,11 @@ class MainWindow(QMainWindow):
         self.bridge.project_opened.connect(self._project_opened)
         self.bridge.project_closed.connect(self._project_closed)
         self.bridge.analysis_ready.connect(self._analysis_ready)
+        self._edit_timer = QTimer(self)
+        self._edit_timer.setSingleShot(True)
+        self._edit_timer.setInterval(EDIT_SAVE_DELAY_MS)
+        self._edit_timer.timeout.connect(self._save_edit)
+        self.timeline.model.undo_stack.indexChanged.connect(self._edit_changed)
         self.bridge.job_finished.connect(self._job_finished)
         self.bridge.render_queued.connect(
             lambda _job: self.message_bar.show_info("Render queued: see the render queue.")
@@ -383,7 +390,7 @@ class MainWindow(QMainWindow):
             file_menu, "&Save", self.save_project, QKeySequence.StandardKey.Save
         )
         self.close_action = self._action(
-            file_menu, "&Close project", self.bridge.close_project, QKeySequence.StandardKey.Close
+            file_menu, "&Close project", self.close_project, QKeySequence.StandardKey.Close
         )
         file_menu.addSeparator()
         self.settings_action = self._action(
@@ -517,7 +524,16 @@ class MainWindow(QMainWindow):
     def open_project(self, path: str | Path) -> None:
         self.bridge.open_project(Path(path))
 
+    def close_project(self) -> None:
+        """Save a pending timeline edit, then close the project."""
+        if self._edit_timer.isActive():
+            self._save_edit()
+        self.bridge.close_project()
+
     def save_project(self) -> None:
+        """Save the project file and the timeline edit."""
+        if self.timeline.model.undo_stack.count():
+            self._save_edit()
         self.bridge.save_project(
             lambda revision: self.statusBar().showMessage(f"Saved (revision {revision})", 4000)
         )
@@ -539,7 +555,36 @@ class MainWindow(QMainWindow):
 
     def _analysis_ready(self, analysis: Any) -> None:
         self.project_page.show_analysis(analysis)
+        info = self.bridge.project
+        edit = info.path / EDIT_FILE if info is not None else None
+        if edit is not None and edit.is_file():
+            # the user's own edit of this project, as it was last saved
+
+            def replan(err: BaseException) -> None:
+                self.message_bar.show_warning(
+                    f"Your saved edit could not be read ({one_line(err)}); showing the planned one"
+                )
+                self.bridge.plan_timeline(self._show_timeline)
+
+            self.bridge.call(lambda: api.load_timeline(edit), self._show_timeline, replan)
+            return
         self.bridge.plan_timeline(self._show_timeline)
+
+    def _edit_changed(self, _index: int) -> None:
+        if self.timeline.model.undo_stack.count() and self.bridge.project is not None:
+            self._edit_timer.start()
+
+    def _save_edit(self) -> Any:
+        """Write the timeline's document into the project (atomically, by the engine)."""
+        self._edit_timer.stop()
+        info, document = self.bridge.project, self.timeline.model.document
+        if info is None or document is None:
+            return None
+        path = info.path / EDIT_FILE
+        return self.bridge.call(
+            lambda: api.save_timeline(path, document),
+            lambda _path: self.statusBar().showMessage("Edit saved", 2000),
+        )
 
     def _show_timeline(self, document: Any) -> None:
         audio = self.bridge.project.audio_path if self.bridge.project else None
@@ -572,6 +617,15 @@ class MainWindow(QMainWindow):
         output = report.get("output", {}) if isinstance(report, dict) else {}
         timeline = output.get("timeline") if isinstance(output, dict) else None
         if not timeline or not event.job_id.endswith("-render"):
+            return
+        if self.timeline.model.undo_stack.count() or (
+            self.bridge.project is not None and (self.bridge.project.path / EDIT_FILE).exists()
+        ):
+            # renders follow the planned edit: the user's own timeline stays as it is
+            self.message_bar.show_info(
+                "Render finished. The timeline keeps your edits; the render used the planned "
+                "edit (rendering an edited timeline is not supported yet)."
+            )
             return
         self.bridge.call(lambda: api.load_timeline(Path(str(timeline))), self._show_timeline)
 
@@ -689,6 +743,13 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
         self._stats_timer.stop()
+        if self._edit_timer.isActive():  # an edit not saved yet: save it before leaving
+            pending = self._save_edit()
+            if pending is not None:
+                try:
+                    pending.result(timeout=10)
+                except Exception as err:
+                    log.error("could not save the timeline edit: %s", one_line(err))
         self.save_layout()
         self.bridge.shutdown()
         super().closeEvent(event)

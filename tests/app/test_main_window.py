@@ -7,7 +7,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QPoint, QSettings, Qt
 from pytestqt.qtbot import QtBot
 
 from app.main_window import MainWindow
@@ -146,3 +146,26 @@ def test_a_locked_project_from_the_recent_menu_is_a_message_not_a_crash(
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+def test_timeline_edits_are_saved_in_the_project_and_come_back(
+    window: MainWindow, qtbot: QtBot, song_file: Path
+) -> None:
+    with qtbot.waitSignal(window.timeline_shown, timeout=90000):
+        drop_files(window, [song_file])
+    timeline = window.timeline
+    folder = window.bridge.project.path
+    clips_before = len(timeline.model.clips)
+    first = timeline.model.clips[0]
+    # move the playhead into the first shot (a click on the ruler), then S splits it
+    x = round(timeline.x_at((first.start.seconds + first.end.seconds) / 2))
+    qtbot.mouseClick(timeline.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, 8))
+    timeline.setFocus()
+    qtbot.keyClick(timeline, Qt.Key.Key_S)
+    assert len(timeline.model.clips) == clips_before + 1
+    qtbot.waitUntil((folder / "edit.timeline.json").is_file, timeout=10000)
+    with qtbot.waitSignal(window.bridge.project_closed, timeout=20000):
+        window.close_action.trigger()
+    with qtbot.waitSignal(window.timeline_shown, timeout=60000):
+        window.recent_menu.actions()[0].trigger()
+    assert len(window.timeline.model.clips) == clips_before + 1
