@@ -83,7 +83,8 @@ _PROTOTYPE = TRUE_PEAK_PHASES.T.ravel()
 
 
 _TAPS = TRUE_PEAK_PHASES.shape[1]  # input samples each oversampled output depends on
-_CHUNK_SECONDS = 4.0  # decoded audio is measured in chunks this long
+_CHUNK_SECONDS = 2.0  # decoded audio is measured in chunks this long
+_PEAK_PIECE = 1 << 14  # samples oversampled at once by the true-peak meter
 
 
 def _gated_loudness(block_power: np.ndarray) -> float:
@@ -194,21 +195,27 @@ class _TruePeakMeter:
         self.peak = 0.0  # the phase-0 outputs are ~ the samples: start from their peak
 
     def feed(self, chunk: np.ndarray) -> None:
-        from scipy import signal
-
         if chunk.shape[1] == 0:
             return
         self.peak = max(self.peak, float(np.max(np.abs(chunk), initial=0.0)))
         if not self.oversample:
             return
+        # Oversampled 4x to float64 a chunk takes 32x its float32 size: a piece at a time.
+        for start in range(0, chunk.shape[1], _PEAK_PIECE):
+            self._oversample(chunk[:, start : start + _PEAK_PIECE])
+
+    def _oversample(self, chunk: np.ndarray) -> None:
+        from scipy import signal
+
         data = chunk if self.tail is None else np.concatenate([self.tail, chunk], axis=1)
         up = signal.upfirdn(_PROTOTYPE, data, up=4, axis=1)
         # Output 4m + p interpolates between input m - 6 and m - 5 (the FIR's delay): an
         # output is complete once ``_TAPS`` inputs precede it; the ones past the last
         # input assume silence after it, which only :meth:`close` may.
         first = 0 if self.tail is None else 4 * self.tail.shape[1]
-        self.peak = max(self.peak, float(np.max(np.abs(up[:, first : 4 * data.shape[1]]),
-                                                initial=0.0)))  # fmt: skip
+        kept = up[:, first : 4 * data.shape[1]]
+        if kept.size:  # the largest magnitude, without an array of magnitudes
+            self.peak = max(self.peak, float(kept.max()), -float(kept.min()))
         self.tail = data[:, -_TAPS:].copy()
 
     def close(self) -> float:

@@ -118,3 +118,72 @@ def test_file_without_audio_is_a_typed_error(tmp_path: Path) -> None:
     path.write_bytes(b"RIFF0000WAVEjunk")
     with pytest.raises(MediaInputError):
         measure_audio(path)
+
+
+def _whole_array_loudness_range(samples: np.ndarray, rate: int) -> float:
+    """EBU Tech 3342 on the whole array at once (the implementation before block-wise)."""
+    from engine.audio.loudness import k_weighting
+
+    window, hop = round(3.0 * rate), round(0.1 * rate)
+    weighted = k_weighting(np.asarray(samples, np.float64), rate) ** 2
+    cumulative = np.concatenate([np.zeros((weighted.shape[0], 1)), np.cumsum(weighted, 1)], 1)
+    starts = np.arange(0, samples.shape[1] - window + 1, hop)
+    short_term = -0.691 + 10 * np.log10(
+        ((cumulative[:, starts + window] - cumulative[:, starts]) / window).sum(axis=0)
+    )
+    gated = short_term[short_term > -70.0]
+    relative = -0.691 + 10 * np.log10(np.mean(10 ** ((gated + 0.691) / 10))) - 20.0
+    low, high = np.percentile(gated[gated > relative], [10, 95])
+    return float(high - low)
+
+
+@pytest.mark.parametrize("rate", [48000, 44100, 11025])
+def test_block_wise_measurement_equals_the_whole_array_one(rate: int) -> None:
+    from engine.audio.loudness import integrated_loudness
+    from engine.qa.audio_checks import _AudioMeter
+
+    rng = np.random.default_rng(rate)
+    seconds = 9.3
+    t = np.arange(int(seconds * rate)) / rate
+    envelope = np.where((t % 0.7) < 0.2, 1.0, 0.2) * np.where(t < 5.0, 1.0, 0.3)
+    music = 0.2 * np.sin(2 * np.pi * 220 * t) + 0.1 * envelope * rng.standard_normal(t.size)
+    music = np.stack([music, np.roll(music, 333)]).astype(np.float32)
+    reference_lufs = integrated_loudness(music, rate)
+    reference_lra = _whole_array_loudness_range(music, rate)
+    assert reference_lra > 1.0  # the gates and percentiles have something to do
+    whole = measure_samples(music, rate)
+    assert whole.integrated_lufs == pytest.approx(reference_lufs, abs=1e-9)
+    assert whole.loudness_range_lu == pytest.approx(reference_lra, abs=1e-9)
+    # Fed in uneven pieces (a decoder's frames), nothing changes.
+    meter = _AudioMeter(rate, 2)
+    cuts = np.cumsum(rng.integers(1, rate // 3, size=200))
+    for piece in np.split(music, cuts[cuts < music.shape[1]], axis=1):
+        meter.feed(piece)
+    pieces = meter.result()
+    assert pieces.integrated_lufs == pytest.approx(reference_lufs, abs=1e-9)
+    assert pieces.loudness_range_lu == pytest.approx(reference_lra, abs=1e-9)
+    assert pieces.true_peak_dbtp == pytest.approx(whole.true_peak_dbtp, abs=1e-9)
+    assert pieces.duration == pytest.approx(seconds, abs=1 / rate)
+
+
+def test_measuring_a_sound_file_takes_memory_independent_of_its_length(tmp_path: Path) -> None:
+    import tracemalloc
+
+    rng = np.random.default_rng(2)
+    peaks = {}
+    for seconds in (3, 10, 40):  # the first one warms up (imports, caches)
+        noise = (rng.standard_normal((2, 48000 * seconds)) * 0.1).astype(np.float32)
+        path = write_wav(tmp_path / f"noise{seconds}.wav", noise, 48000)
+        del noise
+        tracemalloc.start()
+        try:
+            measured = measure_audio(path)
+            peaks[seconds] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert measured.duration == pytest.approx(seconds)
+    # The 40 s file's samples alone are 15.4 MB as float32 (the whole-array measurement
+    # took over 8 times that); the meter holds 2 s of them at a time and one float per
+    # 100 ms, whatever the length.
+    assert peaks[40] < 15e6, peaks
+    assert peaks[40] < peaks[10] * 1.1 + 0.5e6, peaks
