@@ -308,3 +308,23 @@ def test_fewer_frames_than_declared_fail(media: Path) -> None:
     report = build_video_report(path, video, None)
     issue = next(i for i in report.issues if i.check == "frame_count")
     assert issue.severity == "fail" and "25 of the 30" in issue.message
+
+
+def test_video_analysis_keeps_no_per_frame_data_but_the_frame_times(media: Path) -> None:
+    import tracemalloc
+
+    from engine.qa.video_checks import measure_video
+
+    peaks = {}
+    for count in (25, 100, 500):  # the first one warms up (imports, caches)
+        path = write_video(media / f"long{count}.mp4", lambda i: ramp(96, 54, 3 * i), count=count)
+        tracemalloc.start()
+        try:
+            measured = measure_video(path)
+            peaks[count] = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert measured.frames == count
+    # 400 more frames may add their 8-byte times (and the array's spare room), no more:
+    # no list of frames, thumbnails, flags or Python floats per frame.
+    assert peaks[500] - peaks[100] < 400 * 16, peaks
