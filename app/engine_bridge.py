@@ -356,8 +356,26 @@ class EngineBridge(QObject):
         def make() -> tuple[Any, str]:
             director = api.APEXDirector(self.workspace, config=self.config)
             try:
-                project = director.get_asset_manager().create_project(name)
-                project.update(settings={"audio_path": str(audio)})
+                assets = director.get_asset_manager()
+                project = assets.create_project(name)
+                # the song is copied into the project (content-addressed), so moving or
+                # deleting the original loses nothing
+                stored = assets.store_asset(
+                    {
+                        "source_path": audio,
+                        "name": audio.name,
+                        "category": "audio",
+                        "tags": ["song"],
+                    },
+                    project.id,
+                )
+                project.update(
+                    settings={
+                        "audio_path": str(stored),
+                        "audio_source": str(audio),
+                        "song_name": audio.name,
+                    }
+                )
                 project.save()
             except BaseException:
                 director.close()
@@ -502,44 +520,6 @@ class EngineBridge(QObject):
 
         self.call(work(), done)
 
-    def plan_timeline(self, on_done: OnDone) -> None:
-        """The planned edit of the analysed song as a :class:`~engine.api.TimelineDocument`.
-
-        One shot per phrase (the engine's planner, with the configured planning
-        settings); each clip names the still its shot will get in the project's cache,
-        which the timeline shows once a render has made it.
-        """
-        analysis, info = self._analysis, self._project
-        if analysis is None or info is None:
-            self.error_occurred.emit("Nothing to plan yet: the song is not analysed.")
-            return
-        planning = dict(self.config.get("planning", {}))
-        render = dict(self.config.get("render", {}))
-
-        def work() -> Any:
-            shots = api.plan_shots(
-                analysis,
-                phrase_bars=int(planning.get("phrase_bars", 4)),
-                min_shot_seconds=float(planning.get("min_shot_seconds", 1.5)),
-                max_shot_seconds=float(planning.get("max_shot_seconds", 12.0)),
-                pacing=str(planning.get("pacing", "even")),
-                cut_on=str(planning.get("cut_on", "downbeat")),
-            )
-            stills = [
-                info.path / "cache" / "stills" / f"shot-{number:03d}.png"
-                for number in range(len(shots))
-            ]
-            return api.timeline_from_plan(
-                shots,
-                analysis,
-                fps=24,
-                still_paths=stills,
-                audio_path=info.audio_path,
-                transition_seconds=float(render.get("crossfade_seconds", 0.5)),
-            )
-
-        self.call(work, on_done)
-
     def render(
         self,
         *,
@@ -561,7 +541,8 @@ class EngineBridge(QObject):
         audio = self._project.audio_path
         project_path = self._project.path
         try:
-            output = output_path or project_path / "renders" / f"{audio.stem}-{preset}.mp4"
+            song = Path(str(self._project.settings.get("song_name") or audio.name)).stem
+            output = output_path or project_path / "renders" / f"{song}-{preset}.mp4"
             request = api.RenderRequest(
                 audio_path=audio,
                 output_path=output,

@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 
 from app.drag_drop import DropHandler
 from app.engine_bridge import AUDIO_EXTENSIONS, EngineBridge, ProjectInfo, one_line
-from app.viewmodels.timeline_model import read_wav_waveform
+from app.viewmodels.timeline_model import analysis_document, waveform_job
 from app.widgets.message_bar import MessageBar
 from app.widgets.preview_player import PreviewPlayer
 from app.widgets.render_queue import RenderQueueWidget
@@ -185,7 +185,9 @@ class ProjectPage(QWidget):
 
     def show_project(self, info: ProjectInfo) -> None:
         self.header.setText(info.name)
-        song = info.audio_path.name if info.audio_path else "no song yet"
+        song = str(info.settings.get("song_name") or "") or (
+            info.audio_path.name if info.audio_path else "no song yet"
+        )
         self.summary.setText(f"{info.path.name}/  ·  {song}  ·  analysing…")
         self.summary.setToolTip(str(info.path))
         self.sections.setText("")
@@ -221,7 +223,7 @@ class MainWindow(QMainWindow):
     guidance_changed ()
         The first-run guidance was updated (models or device found).
     timeline_shown ()
-        The timeline shows the analysed song's planned edit.
+        The timeline shows the project's edit (or, before any render, the analysed song).
     """
 
     guidance_changed = Signal()
@@ -554,21 +556,32 @@ class MainWindow(QMainWindow):
         self.queue_label.setText("queue: no project")
 
     def _analysis_ready(self, analysis: Any) -> None:
+        """Show the project's edit: the user's own (saved), else the newest render's,
+        else the analysed song alone (sections, beats; shots come with the first render)."""
         self.project_page.show_analysis(analysis)
         info = self.bridge.project
-        edit = info.path / EDIT_FILE if info is not None else None
-        if edit is not None and edit.is_file():
-            # the user's own edit of this project, as it was last saved
-
-            def replan(err: BaseException) -> None:
-                self.message_bar.show_warning(
-                    f"Your saved edit could not be read ({one_line(err)}); showing the planned one"
-                )
-                self.bridge.plan_timeline(self._show_timeline)
-
-            self.bridge.call(lambda: api.load_timeline(edit), self._show_timeline, replan)
+        if info is None:
             return
-        self.bridge.plan_timeline(self._show_timeline)
+        audio = info.audio_path
+
+        def document() -> Any:
+            edit = info.path / EDIT_FILE
+            if edit.is_file():
+                try:
+                    return api.load_timeline(edit)
+                except api.APEXDirectorError as err:
+                    log.warning("the saved edit %s is unreadable: %s", edit, one_line(err))
+            rendered = sorted(
+                (info.path / "renders").glob("*.timeline.json"), key=lambda p: p.stat().st_mtime
+            )
+            for path in reversed(rendered):
+                try:
+                    return api.load_timeline(path)
+                except api.APEXDirectorError as err:
+                    log.warning("the render's edit %s is unreadable: %s", path, one_line(err))
+            return analysis_document(analysis, audio_path=audio)
+
+        self.bridge.call(document, self._show_timeline)
 
     def _edit_changed(self, _index: int) -> None:
         if self.timeline.model.undo_stack.count() and self.bridge.project is not None:
@@ -590,9 +603,9 @@ class MainWindow(QMainWindow):
         audio = self.bridge.project.audio_path if self.bridge.project else None
 
         def waveform() -> Any:
-            if audio is None or audio.suffix.lower() != ".wav":
+            if audio is None:
                 return None  # the timeline draws without one
-            return read_wav_waveform(audio)
+            return waveform_job(audio)()
 
         def show(wave: Any) -> None:
             self.timeline.set_document(document, waveform=wave)
@@ -612,7 +625,7 @@ class MainWindow(QMainWindow):
         self.panels["gradingDock"].show_clip(clip, base_dir=self.bridge.project.path)
 
     def _job_finished(self, event: api.JobFinished) -> None:
-        """A finished render's edit (with its stills) replaces the planned one."""
+        """A finished render's edit (with its stills) replaces the one shown, unless edited."""
         report = event.result.get("report")
         output = report.get("output", {}) if isinstance(report, dict) else {}
         timeline = output.get("timeline") if isinstance(output, dict) else None
@@ -633,6 +646,10 @@ class MainWindow(QMainWindow):
         if event.error_type == "DependencyFailed":
             return  # the job it depended on already said why
         text = event.error
+        info = self.bridge.project
+        if info is not None and info.audio_path is not None and info.settings.get("audio_source"):
+            # name the song as the user knows it, not by its copy inside the project
+            text = text.replace(str(info.audio_path), str(info.settings["audio_source"]))
         prefix = f"{event.error_type}: "
         self.message_bar.show_error(one_line(Exception(text.removeprefix(prefix))))
 

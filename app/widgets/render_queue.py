@@ -315,8 +315,8 @@ class RenderQueueWidget(QWidget):
                 row.errors[job["id"]] = str(job["error"])
             spec = (job.get("payload") or {}).get("render")
             if isinstance(spec, dict) and not row.title:
-                song = Path(str(spec.get("audio_path", ""))).name
-                row.title = f"Render {spec.get('preset', '')} · {song}"
+                output = Path(str(spec.get("output_path", ""))).name
+                row.title = f"Render {spec.get('preset', '')} · {output}"
             if job.get("started_at") and (row.started_at is None):
                 row.started_at = float(job["started_at"])
             if stage in (None, "render") and job.get("result"):

@@ -41,7 +41,9 @@ def test_dropping_a_song_creates_a_project_and_analyses_it(
     with qtbot.waitSignal(window.bridge.analysis_ready, timeout=60000) as analysed:
         drop_files(window, [song_file])
     assert window.bridge.project is not None
-    assert window.bridge.project.audio_path == song_file
+    info = window.bridge.project
+    assert info.settings["audio_source"] == str(song_file)
+    assert info.audio_path.is_relative_to(info.path / "assets")  # copied into the project
     assert window.pages.currentWidget() is window.project_page
     sections = analysed.args[0].sections
     shown = window.project_page.sections.text()
@@ -127,14 +129,18 @@ def test_a_cube_goes_to_the_grading_panel_and_images_to_the_character_library(
 
 
 def test_an_image_dropped_on_a_shot_becomes_its_still_and_undo_restores(
-    window: MainWindow, qtbot: QtBot, song_file: Path, tmp_path: Path
+    window: MainWindow, qtbot: QtBot, tmp_path: Path
 ) -> None:
     from PySide6.QtCore import QPoint
     from PySide6.QtGui import QColor, QImage
 
-    with qtbot.waitSignal(window.timeline_shown, timeout=90000):
-        drop_files(window, [song_file])
+    from tests.app.timeline_media import song_document
+
+    document, _audio, _analysis = song_document(tmp_path)
+    window.pages.setCurrentWidget(window.project_page)
     timeline = window.timeline
+    timeline.set_document(document)
+    qtbot.wait(50)
     clip = timeline.model.clips[1]
     before = clip.source
     image = QImage(96, 54, QImage.Format.Format_RGB32)

@@ -85,7 +85,11 @@ def test_a_song_becomes_a_project_whose_analysis_arrives_as_a_signal(
     assert isinstance(info, ProjectInfo)
     assert info.path.parent == bridge.workspace
     assert (info.path / "project.apex.json").is_file()
-    assert info.audio_path == song_file
+    # the song is copied into the project: moving the original loses nothing
+    assert info.audio_path.is_relative_to(info.path / "assets")
+    assert info.audio_path.read_bytes() == song_file.read_bytes()
+    assert info.settings["audio_source"] == str(song_file)
+    assert info.settings["song_name"] == "night drive.wav"
     analysis = analysed.args[0]
     assert isinstance(analysis, AudioAnalysis)
     with wave.open(str(song_file)) as handle:

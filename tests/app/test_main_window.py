@@ -25,7 +25,7 @@ def test_main_window_opens_with_title(window: MainWindow) -> None:
     assert not window.save_action.isEnabled() and not window.render_draft_action.isEnabled()
 
 
-def test_song_dropped_to_sections_on_the_timeline_to_a_finished_draft_render(
+def test_song_dropped_to_sections_on_the_timeline_to_a_draft_render_to_a_saved_edit(
     window: MainWindow, qtbot: QtBot, song_file: Path
 ) -> None:
     with qtbot.waitSignal(window.timeline_shown, timeout=90000):
@@ -33,8 +33,10 @@ def test_song_dropped_to_sections_on_the_timeline_to_a_finished_draft_render(
     analysis = window.bridge.analysis
     model = window.timeline.model
     assert [band.label for band in model.sections] == [s.label for s in analysis.sections]
-    assert model.clips and abs(model.duration - analysis.duration) < 0.1
+    assert abs(model.duration - analysis.duration) < 0.1
     assert model.beats and set(model.downbeats) <= set(model.beats)
+    assert model.waveform is not None
+    assert model.clips == ()  # the shots come with the first render
     assert window.pages.currentWidget() is window.project_page
 
     window.activateWindow()
@@ -55,6 +57,23 @@ def test_song_dropped_to_sections_on_the_timeline_to_a_finished_draft_render(
     # the status bar follows the queue
     qtbot.waitUntil(lambda: "0 running" in window.queue_label.text(), timeout=10000)
     assert all(level != "error" for level, _ in window.message_bar.messages())
+
+    # an edit (S splits the shot under the playhead) is saved in the project and comes back
+    folder = window.bridge.project.path
+    timeline = window.timeline
+    clips_before = len(model.clips)
+    first = model.clips[0]
+    x = round(timeline.x_at((first.start.seconds + first.end.seconds) / 2))
+    qtbot.mouseClick(timeline.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, 8))
+    timeline.setFocus()
+    qtbot.keyClick(timeline, Qt.Key.Key_S)
+    assert len(model.clips) == clips_before + 1
+    qtbot.waitUntil((folder / "edit.timeline.json").is_file, timeout=10000)
+    with qtbot.waitSignal(window.bridge.project_closed, timeout=20000):
+        window.close_action.trigger()
+    with qtbot.waitSignal(window.timeline_shown, timeout=60000):
+        window.recent_menu.actions()[0].trigger()
+    assert len(window.timeline.model.clips) == clips_before + 1
 
 
 def test_fresh_environment_says_what_to_do_next(
@@ -146,26 +165,3 @@ def test_a_locked_project_from_the_recent_menu_is_a_message_not_a_crash(
     finally:
         holder.execute("ROLLBACK")
         holder.close()
-
-
-def test_timeline_edits_are_saved_in_the_project_and_come_back(
-    window: MainWindow, qtbot: QtBot, song_file: Path
-) -> None:
-    with qtbot.waitSignal(window.timeline_shown, timeout=90000):
-        drop_files(window, [song_file])
-    timeline = window.timeline
-    folder = window.bridge.project.path
-    clips_before = len(timeline.model.clips)
-    first = timeline.model.clips[0]
-    # move the playhead into the first shot (a click on the ruler), then S splits it
-    x = round(timeline.x_at((first.start.seconds + first.end.seconds) / 2))
-    qtbot.mouseClick(timeline.viewport(), Qt.MouseButton.LeftButton, pos=QPoint(x, 8))
-    timeline.setFocus()
-    qtbot.keyClick(timeline, Qt.Key.Key_S)
-    assert len(timeline.model.clips) == clips_before + 1
-    qtbot.waitUntil((folder / "edit.timeline.json").is_file, timeout=10000)
-    with qtbot.waitSignal(window.bridge.project_closed, timeout=20000):
-        window.close_action.trigger()
-    with qtbot.waitSignal(window.timeline_shown, timeout=60000):
-        window.recent_menu.actions()[0].trigger()
-    assert len(window.timeline.model.clips) == clips_before + 1

@@ -50,7 +50,7 @@ def test_a_draft_render_reaches_100_percent_with_a_valid_output_and_qc(
     assert progress[-1] == 1.0 and any(0.0 < p < 1.0 for p in progress)
     assert progress == sorted(progress)  # never goes backwards
     item = queue._items[key]
-    assert item.text(0) == "Render draft · night drive.wav"
+    assert item.text(0) == "Render draft · night drive-draft.mp4"
     assert queue._bars[key].value() == 1000 and queue._bars[key].text() == "100 %"
     assert item.text(4) == "passed" and item.toolTip(4).startswith("QC passed")
     output = row.output
