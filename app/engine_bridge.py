@@ -332,6 +332,11 @@ class EngineBridge(QObject):
         await self._close_project()
 
         def make() -> Any:
+            if not (folder / "project.apex.json").is_file():
+                raise api.UserInputError(
+                    f"{folder} holds no APEX Director project (no project.apex.json); "
+                    "drop a song to start a new one"
+                )
             # AssetManager(project folder) opens it; a locked or broken project raises here
             director = api.APEXDirector(folder, config=self.config)
             try:

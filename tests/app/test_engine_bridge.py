@@ -108,8 +108,9 @@ def test_opening_a_missing_or_empty_folder_is_an_error_message(
 ) -> None:
     with qtbot.waitSignal(bridge.error_occurred, timeout=10000) as blocker:
         bridge.open_project(tmp_path / "nowhere")
-    assert "nowhere" in blocker.args[0]
+    assert "nowhere" in blocker.args[0] and "no project.apex.json" in blocker.args[0]
     assert bridge.project is None
+    assert not (tmp_path / "nowhere").exists()  # nothing made on the way
 
 
 def test_a_locked_project_is_an_error_message_not_a_crash(
@@ -148,3 +149,15 @@ def test_a_bad_drop_path_never_leaves_an_empty_project(
         bridge.new_project_from_audio(tmp_path / "gone.mp3")
     assert "not there" in blocker.args[0]
     assert not (tmp_path / "projects").exists() or not any((tmp_path / "projects").iterdir())
+
+
+def test_a_broken_project_file_is_an_error_message(
+    bridge: EngineBridge, qtbot: QtBot, tmp_path: Path
+) -> None:
+    folder = tmp_path / "broken-project"
+    folder.mkdir()
+    (folder / "project.apex.json").write_text('{"schema_version": 1, "name": ')
+    with qtbot.waitSignal(bridge.error_occurred, timeout=10000) as blocker:
+        bridge.open_project(folder)
+    assert "project.apex.json" in blocker.args[0]
+    assert bridge.project is None
