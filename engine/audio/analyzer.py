@@ -24,7 +24,7 @@ __all__ = ["ANALYZER_VERSION", "AudioAnalyzer"]
 log = logging.getLogger(__name__)
 
 # 0.2.0: numpy features (no librosa), key from a tuned semitone-grid chroma.
-ANALYZER_VERSION = "0.2.3"
+ANALYZER_VERSION = "0.2.4"
 
 ProgressCallback = Callable[[int, int, str], None]
 

@@ -33,6 +33,10 @@ How it works, in order:
 6. Drumless stretches (intro, breakdown, outro) inherit the grid of the grooves around them
    (beats with kicks), since what is left there (off-beat hats, a pad) can pull the grid
    off the beat.
+   The last 32 beats are then tracked again by a DP whose state holds the last interval,
+   so that the tempo may drift (a few per cent a beat cost little, a jump of phase a lot);
+   that grid replaces the steady one when it is clearly slower by the end, on onsets, and
+   on more kick/bass than the steady beats: a ritardando ending.
 7. Each beat moves to the strongest onset within +-30 ms (sub-frame, by parabolic
    interpolation), plus 10 ms for the lead of the flux peak over the heard onset.  Beats
    more than a quarter beat before the song's first event (an onset, or a pad swelling in)
@@ -128,6 +132,14 @@ _SNAP_SECONDS = 0.030
 # drumless stretches (intro, breakdown, outro) inherit.
 _WEAK_BEAT = 0.3
 _GROOVE_BEATS = 4
+# The end of the song is tracked again from this many beats before the last, letting the
+# tempo drift (a ritardando): each interval may differ from the one before at this cost
+# per log ratio squared, and from the song's tempo at the second.
+_END_BEATS = 32
+_FOLLOWED_ONSETS = 0.5
+_SLOWER = 1.08
+_DRIFT_COST = 100.0
+_TEMPO_PULL = 2.0
 # Tracked beats this close (in beats) to the continued grid stay where they are.
 _AGREE = 0.1
 # Onsets above this (normalised, detrended all-band flux) mark where the music starts
@@ -654,6 +666,94 @@ def _merge_grid(
     return np.where(agree, closest, grid), ~agree
 
 
+def _tempo_following(envelope: np.ndarray, anchor: int, period: float) -> np.ndarray:
+    """Beats from ``anchor`` (a beat) to the end by a DP that lets the tempo drift.
+
+    The state is a beat and the interval back to the one before it; moving from one
+    interval to the next costs ``_DRIFT_COST * log(ratio) ** 2`` (a few per cent per beat,
+    as in a ritardando, costs little; half a beat, a jump of phase, costs a lot), and
+    intervals away from ``period`` cost ``_TEMPO_PULL * log(ratio) ** 2``.
+    """
+    seg = np.asarray(envelope[anchor:], dtype=np.float64)
+    n = seg.size
+    lags = np.arange(max(2, int(0.9 * period)), int(1.7 * period) + 1)
+    if n <= lags[0]:
+        return np.array([float(anchor)])
+    seg = seg / (seg.std() + 1e-9)
+    log_lags = np.log(lags)
+    drift = _DRIFT_COST * (log_lags[:, None] - log_lags[None, :]) ** 2
+    pull = _TEMPO_PULL * (log_lags - math.log(period)) ** 2
+    score = np.full((n, lags.size), -np.inf)
+    back = np.full((n, lags.size), -1, dtype=np.int64)
+    score[0] = seg[0] - _DRIFT_COST * (log_lags - math.log(period)) ** 2
+    for t in range(int(lags[0]), n):
+        src = t - lags
+        ok = src >= 0
+        cand = score[src[ok]] - drift[ok]
+        best = cand.argmax(axis=1)
+        score[t, ok] = seg[t] + cand[np.arange(best.size), best] - pull[ok]
+        back[t, ok] = best
+    tail = max(0, n - int(lags[-1]))
+    t, j = np.unravel_index(int(np.argmax(score[tail:])), score[tail:].shape)
+    t += tail
+    beats = [int(t)]
+    while t > 0:
+        k = int(back[t, j])
+        t, j = int(t - lags[j]), k
+        beats.append(t)
+        if k < 0:
+            break
+    return anchor + np.asarray(beats[::-1], dtype=np.float64)
+
+
+def _ritardando(
+    frames: np.ndarray,
+    continued: np.ndarray,
+    onsets: np.ndarray,
+    anchors: np.ndarray,
+    period: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Let the last beats follow a slowing end of the song (a ritardando).
+
+    From the beat ``_END_BEATS`` before the last one (or the first), the beats are tracked
+    again by :func:`_tempo_following` on ``onsets``.  That grid is taken from there to the
+    end when it leaves the steady one (a fifth of its beats a tenth of a beat away or
+    more), its last beats are clearly slower than the song (``_SLOWER``), most of its beats
+    land on onsets (a fading pad gives nothing to follow) and its beats carry more of
+    ``anchors`` (the kick/bass band) than the steady grid's: a slowing band, not hi-hats
+    between the beats.  Returns the frames and the mask of those continued by
+    :func:`_regularise` (the followed beats are tracked ones).
+    """
+    if frames.size < _MIN_GRID_BEATS:
+        return frames, continued
+    start = max(0, frames.size - _END_BEATS)
+    anchor = int(np.rint(frames[start]))
+    follow = _tempo_following(onsets, anchor, period)
+    after = frames > anchor + 0.5 * period
+    theirs = follow[follow > anchor + 0.5 * period]
+    if theirs.size == 0 or not after.any():
+        return frames, continued
+    _, apart = _merge_grid(theirs, frames[after], period)
+    if (
+        apart.mean() < 0.2
+        # A ritardando: by the end the beats are clearly slower than the song's.
+        or theirs.size < _END_BEATS // 4
+        or float(np.median(np.diff(theirs[-_END_BEATS // 4 :]))) < _SLOWER * period
+        # Most followed beats land on onsets (a pad fading out gives nothing to follow) ...
+        or float(np.median(_values_at(onsets, theirs)))
+        < _FOLLOWED_ONSETS * float(np.median(_values_at(onsets, frames)))
+        # ... and on more of the kick/bass band than the steady grid's beats (not on hats).
+        or float(np.mean(_values_at(anchors, theirs)))
+        <= float(np.mean(_values_at(anchors, frames[after])))
+    ):
+        return frames, continued
+    log.debug("the last %d beats follow a change of tempo", theirs.size)
+    return (
+        np.concatenate([frames[~after], theirs]),
+        np.concatenate([continued[~after], np.zeros(theirs.size, dtype=bool)]),
+    )
+
+
 def _regularise(frames: np.ndarray, env: _Envelopes) -> tuple[np.ndarray, np.ndarray]:
     """Carry the grooves' grid through the drumless stretches of the song.
 
@@ -902,6 +1002,7 @@ def track_beats(
     accent_env = np.where(active, env.accent, 0.0)
     bpm, frames = _track_grid(env, dp_env, accent_env, candidates[0][0], tightness)
     frames, continued = _regularise(frames, env)
+    frames, continued = _ritardando(frames, continued, dp_env, env.low, 60.0 * _FPS / bpm)
     frames = np.where(continued, frames, _snap(frames, dp_env))
     # Keep beats from a quarter beat before the first event of the song to a quarter beat
     # after its last (no beats in a silent lead-in or in a release tail).

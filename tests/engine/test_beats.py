@@ -390,3 +390,34 @@ def test_slow_waltz_with_a_kick_on_every_beat_is_not_doubled() -> None:
     assert track.tempo == pytest.approx(67.0, rel=0.04)
     assert track.beats_per_bar == 3
     assert mir_eval.beat.f_measure(np.array(song.truth["beats"]), track.times) >= 0.95
+
+
+@pytest.mark.parametrize(
+    ("tempo", "slowing", "outro", "seed"), [(150.0, 0.4, 0.45, 306), (90.0, 0.25, 0.35, 307)]
+)
+def test_ritardando_endings_are_followed(
+    tempo: float, slowing: float, outro: float, seed: int
+) -> None:
+    """The last section slows to 60 % (75 %) of the tempo, bass and hats still playing: the
+    beats follow it to the end (a grid at the song's tempo falls between them; F was 0.85
+    and 0.83 with it)."""
+    spec = SongSpec(
+        tempo=tempo,
+        beats_per_bar=4 if tempo > 100 else 3,
+        swing=0.0 if tempo > 100 else 0.25,
+        sections=_section_specs(
+            ("intro", 2, 0.2), ("verse", 4, 0.55), ("chorus", 4, 0.9), ("outro", 4, outro)
+        ),
+        rubato_end=slowing,
+        sample_rate=SR,
+        seed=seed,
+    )
+    song = synthesize_song(spec)
+    track = track_beats(song.audio.mean(axis=0), SR)
+    truth = np.array(song.truth["beats"])
+    trimmed = mir_eval.beat.f_measure(
+        mir_eval.beat.trim_beats(truth), mir_eval.beat.trim_beats(track.times)
+    )
+    assert trimmed >= 0.95
+    last_bar = truth[-spec.beats_per_bar :]
+    assert np.all(np.min(np.abs(track.times[:, None] - last_bar[None, :]), axis=0) < 0.07)
