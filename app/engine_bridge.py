@@ -548,10 +548,17 @@ class EngineBridge(QObject):
         try:
             song = Path(str(self._project.settings.get("song_name") or audio.name)).stem
             output = output_path or project_path / "renders" / f"{song}-{preset}.mp4"
+            # the image backends, model and device as configured (as the CLI does)
+            render_cfg = dict(self.config.get("render", {}))
+            order = tuple(render_cfg.get("backend_order") or ("procedural",))
             request = api.RenderRequest(
                 audio_path=audio,
                 output_path=output,
                 preset=preset,
+                backend=order[0],
+                backend_order=order if len(order) > 1 else (),
+                model=str(render_cfg.get("model") or "") or None,
+                device=str(render_cfg.get("device") or "auto"),
                 cache_dir=project_path / "cache",
                 # the rendered edit, with its stills, for the timeline to show
                 timeline_json=output.with_suffix(".timeline.json"),

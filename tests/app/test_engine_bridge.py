@@ -161,3 +161,28 @@ def test_a_broken_project_file_is_an_error_message(
         bridge.open_project(folder)
     assert "project.apex.json" in blocker.args[0]
     assert bridge.project is None
+
+
+def test_a_missing_model_fails_the_render_with_a_message_not_a_crash(
+    tmp_path: Path, qtbot: QtBot, song_file: Path
+) -> None:
+    config = engine_config()
+    config["render"]["backend_order"] = ["diffusers"]
+    config["render"]["model"] = str(tmp_path / "no-such-model.safetensors")
+    # the engine retries a failed backend (BackendError is transient): keep the test short
+    config["orchestrator"] = {"max_attempts": 1}
+    bridge = EngineBridge(tmp_path / "projects", config=config)
+    failures: list[object] = []
+    bridge.job_failed.connect(failures.append)
+    try:
+        with qtbot.waitSignal(bridge.analysis_ready, timeout=60000):
+            bridge.new_project_from_audio(song_file)
+        bridge.render(preset="draft")
+        qtbot.waitUntil(
+            lambda: any(e.job_id.endswith("-generate") for e in failures), timeout=120000
+        )
+        generate = next(e for e in failures if e.job_id.endswith("-generate"))
+        assert "no-such-model.safetensors" in generate.error
+        assert bridge.project is not None  # the project stays open and usable
+    finally:
+        bridge.shutdown()
