@@ -238,7 +238,8 @@ class EngineBridge(QObject):
             if _is_cancel(err):
                 log.info("cancelled: %s", one_line(err))
                 return
-            log.info("engine call failed: %s", one_line(err), exc_info=err)
+            log.info("engine call failed: %s", one_line(err))
+            log.debug("the failed engine call's traceback", exc_info=err)
             if request.on_error is not None:
                 request.on_error(err)
             else:
