@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 from engine import api
 
@@ -150,7 +150,10 @@ class EngineBridge(QObject):
         self._project: ProjectInfo | None = None
         self._analysis: Any = None
         self._pending: set[_Request] = set()
-        self._result_ready.connect(self._deliver_result)
+        # Queued even from the GUI thread: a future that is already done runs its done
+        # callback inside call(), and a widget must never get its answer before call()
+        # has returned.
+        self._result_ready.connect(self._deliver_result, Qt.ConnectionType.QueuedConnection)
         self._event_ready.connect(self._deliver_event)
 
     # -- life cycle -------------------------------------------------------------------
