@@ -256,32 +256,57 @@ def _assemble(context: JobContext) -> dict[str, Any]:
 
 
 def _qa(context: JobContext) -> dict[str, Any]:
-    """``{"video_path"}``: the video decodes, has frames and audio; else a failure."""
+    """``{"video_path", "full_decode"?}``: the video opens, has frames (and audio); else a
+    failure.
+
+    ``full_decode`` (the default for a job of its own) decodes every frame.  A render's
+    QA job instead compares the file with the assemble job's report: frame count in the
+    container, an audio stream, the first frame decodes (the render's own QC already
+    looked at its pictures).
+    """
     from engine.errors import AssemblyError
 
     path = Path(str(context.payload.get("video_path", "")))
+    expected_frames: int | None = None
+    full = bool(context.payload.get("full_decode", True))
     if "render" in context.payload:
         path = Path(context.payload["render"]["output_path"])
+        full = False
+        for dependency in context.job.depends_on:
+            report = context.orchestrator.queue.get(dependency).result or {}
+            expected_frames = (report.get("output") or {}).get("frames", expected_frames)
     if not path.is_file():
         raise MediaInputError(path, "the video to check is not there")
     import av
 
+    def failed(message: str) -> AssemblyError:
+        return AssemblyError(f"{path} {message}", component="qa", stage="qa")
+
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise AssemblyError(f"{path} has no video stream", component="qa", stage="qa")
+                raise failed("has no video stream")
             video = container.streams.video[0]
+            has_audio = bool(container.streams.audio)
+            size = (video.codec_context.width, video.codec_context.height)
             frames = 0
             for _ in container.decode(video=0):
                 frames += 1
+                if not full:
+                    break
                 if frames % 50 == 0:
                     context.stage.check_cancelled()
-            has_audio = bool(container.streams.audio)
-            size = (video.codec_context.width, video.codec_context.height)
+            if not full:
+                frames = int(video.frames) if frames else 0
     except av.FFmpegError as err:
-        raise AssemblyError(f"{path} does not decode: {err}", component="qa", stage="qa") from err
+        raise failed(f"does not decode: {err}") from err
     if frames == 0:
-        raise AssemblyError(f"{path} has no frames", component="qa", stage="qa")
+        raise failed("has no frames")
+    if expected_frames is not None:
+        if frames != expected_frames:
+            raise failed(f"has {frames} frames; the render wrote {expected_frames}")
+        if not has_audio:
+            raise failed("has no audio stream")
     return {"video": str(path), "frames": frames, "audio": has_audio, "size": list(size)}
 
 
