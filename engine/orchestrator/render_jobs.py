@@ -141,6 +141,8 @@ async def prepare_render(
             if Path(request.output_path).exists():
                 return ids["render"]
             continue  # the video was deleted since: render it again, as new jobs
+        done = sum(state == SUCCEEDED for state in states.values())
+        log.info("resuming the render in this project: %d of %d jobs done", done, len(ids))
         for stage in RENDER_STAGES:
             state = states.get(ids[stage])
             if state in (FAILED, CANCELLED, QUARANTINED):
