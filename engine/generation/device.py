@@ -59,6 +59,7 @@ class DeviceInfo:
     def as_stats(self) -> dict[str, object]:
         """A flat dict for system-stats displays."""
         return {
+            "kind": self.kind,
             "device": self.torch_device,
             "device_name": self.name,
             "total_memory_gib": None
@@ -151,8 +152,14 @@ def select_device(device: str = "auto", precision: Precision = "auto") -> Device
         total_memory_bytes=total,
         dtype_name=dtype_name,
     )
-    log.info("image generation on %s (%s, %s)", info.name, info.torch_device, dtype_name)
+    # Said once per distinct answer: status displays ask every few seconds.
+    if info not in _ANNOUNCED:
+        _ANNOUNCED.add(info)
+        log.info("image generation on %s (%s, %s)", info.name, info.torch_device, dtype_name)
     return info
+
+
+_ANNOUNCED: set[DeviceInfo] = set()
 
 
 def torch_dtype(info: DeviceInfo) -> Any:
