@@ -62,7 +62,14 @@ from engine.generation.style_bible import STYLE_BIBLE_FILE, StyleBible, StylePer
 from engine.generation.upscale import upscale_file, upscale_image
 from engine.grading.grader import STAGES, ColorGrader, shipped_looks
 from engine.grading.lut import LutParseError
-from engine.orchestrator.render_pipeline import PRESET_NAMES, RenderRequest, render_video
+from engine.orchestrator.render_pipeline import (
+    PRESET_NAMES,
+    MissingStillsError,
+    RenderRequest,
+    TimelineMismatchError,
+    apply_grades,
+    render_video,
+)
 from engine.planning.shots import Shot, ShotList, plan_shots
 from engine.qa import (
     Artifact,
@@ -127,6 +134,7 @@ __all__ = [
     "LutParseError",
     "Marker",
     "MediaInputError",
+    "MissingStillsError",
     "ModelError",
     "ModelInfo",
     "MusicalPosition",
@@ -147,12 +155,14 @@ __all__ = [
     "TempoMap",
     "TimePoint",
     "TimelineDocument",
+    "TimelineMismatchError",
     "Track",
     "TransitionSpec",
     "UserInputError",
     "VideoAssembler",
     "VideoOptions",
     "__version__",
+    "apply_grades",
     "create_backend",
     "create_first_available",
     "decode_audio",

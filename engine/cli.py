@@ -128,6 +128,15 @@ def _parser() -> argparse.ArgumentParser:
         "every time as bar:beat and seconds) that the video was rendered from",
     )
     render.add_argument(
+        "--timeline",
+        type=Path,
+        default=None,
+        metavar="EDIT.json",
+        help="render this edit (a timeline document of this song, e.g. a project's "
+        "edit.timeline.json) instead of planning one: its cuts, stills, moves, "
+        "transitions and grades",
+    )
+    render.add_argument(
         "--cache-dir",
         type=Path,
         default=None,
@@ -235,6 +244,7 @@ def _render(args: argparse.Namespace) -> int:
         otio_path=args.otio,
         timeline_json=args.timeline_json,
         cache_dir=args.cache_dir,
+        timeline_path=args.timeline,
     )
     printer = ProgressPrinter()
     try:

@@ -59,6 +59,7 @@ _PATH_FIELDS = (
     "otio_path",
     "timeline_json",
     "cache_dir",
+    "timeline_path",
 )
 
 
@@ -89,9 +90,17 @@ def _config_payload(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def render_id(request: RenderRequest, config: dict[str, Any]) -> str:
-    """A short hash of everything the render depends on (its jobs' ids start with it)."""
+    """A short hash of everything the render depends on (its jobs' ids start with it).
+
+    A rendered edit (``request.timeline_path``) counts by its content: the same file
+    edited again is a new render.
+    """
+    edit = ""
+    if request.timeline_path is not None:
+        with contextlib.suppress(OSError):  # a missing file fails in the render's checks
+            edit = hashlib.sha256(Path(request.timeline_path).read_bytes()).hexdigest()
     text = json.dumps(
-        {"request": request_to_payload(request), "config": _config_payload(config)},
+        {"request": request_to_payload(request), "config": _config_payload(config), "edit": edit},
         sort_keys=True,
     )
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -24,7 +24,16 @@ from engine import __version__
 from engine.assembly.compose import compose_video
 from engine.assembly.encoder import EncodeSettings
 from engine.assembly.frame_renderer import FrameStyle
-from engine.assembly.timeline_document import TimelineDocument, save_timeline, timeline_from_plan
+from engine.assembly.tempo_map import TempoMap
+from engine.assembly.timeline_document import (
+    Effect,
+    RenderPlan,
+    TimelineDocument,
+    Track,
+    load_timeline,
+    save_timeline,
+    timeline_from_plan,
+)
 from engine.atomic_files import atomic_path, atomic_write_text
 from engine.audio.analyzer import AudioAnalyzer
 from engine.audio.decode import check_audio_path, probe_audio
@@ -37,7 +46,16 @@ from engine.generation.types import ImageBackend, StillRequest
 from engine.output_paths import check_output_path
 from engine.planning.shots import ShotList, plan_shots
 
-__all__ = ["OUTPUT_EXTENSIONS", "PRESET_NAMES", "RenderRequest", "render_video"]
+__all__ = [
+    "OUTPUT_EXTENSIONS",
+    "PRESET_NAMES",
+    "MissingStillsError",
+    "RenderRequest",
+    "TimelineMismatchError",
+    "apply_grades",
+    "check_timeline_matches",
+    "render_video",
+]
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +86,10 @@ class RenderRequest:
     otio_path: Path | None = None
     timeline_json: Path | None = None
     cache_dir: Path | None = None
+    # Render this edit (a saved TimelineDocument) instead of planning one.
+    timeline_path: Path | None = None
+    # Grades over the edit's (the GUI's ``settings.grades``: global, sections, shots).
+    grades: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.preset not in PRESET_NAMES:
@@ -81,6 +103,139 @@ class RenderRequest:
         for name in self.backend_order:
             if name not in BACKEND_NAMES:
                 raise ParameterError("backend_order", name, f"one of {', '.join(BACKEND_NAMES)}")
+        if self.grades is not None and not isinstance(self.grades, dict):
+            raise ParameterError("grades", self.grades, "a dict with global, sections, shots")
+
+
+class TimelineMismatchError(MediaInputError):
+    """The timeline document is not an edit of this song: its tempo map (beats, length)
+    differs from the song's analysis.  Render it with the song it was made from, or plan a
+    new edit for this song."""
+
+
+class MissingStillsError(MediaInputError):
+    """Stills the timeline document names are missing and cannot be made again (their
+    clip has no prompt, or they belong to an image sequence).  ``missing`` lists them."""
+
+    def __init__(self, path: Path | str, missing: list[str]) -> None:
+        self.missing = list(missing)
+        shown = ", ".join(missing[:5]) + (
+            f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        )
+        super().__init__(
+            path,
+            f"{len(missing)} picture(s) it names are missing and have no prompt to make them "
+            f"again: {shown}. Put the files back or point the clips at existing images.",
+        )
+
+
+def check_timeline_matches(
+    document: TimelineDocument, tempo_map: TempoMap, *, source: Path | str, tolerance: float = 0.05
+) -> None:
+    """Refuse a document made for another song.
+
+    The document's tempo map must have the song's length and, for a measured grid, the
+    same beats (each within ``tolerance`` seconds) as ``tempo_map`` (the song's analysis).
+
+    Raises
+    ------
+    TimelineMismatchError
+        The two differ; the message says how.
+    """
+    ours = document.tempo_map
+    if abs(ours.duration - tempo_map.duration) > tolerance:
+        raise TimelineMismatchError(
+            source,
+            f"this edit is {ours.duration:.2f} s long but the song is "
+            f"{tempo_map.duration:.2f} s: it was made for another song",
+        )
+    if ours.measured and tempo_map.measured:
+        if len(ours.beats) != len(tempo_map.beats):
+            raise TimelineMismatchError(
+                source,
+                f"this edit's tempo map has {len(ours.beats)} beats, the song's analysis "
+                f"{len(tempo_map.beats)}: it was made for another song (or another analysis)",
+            )
+        worst = max(abs(a[0] - b[0]) for a, b in zip(ours.beats, tempo_map.beats, strict=True))
+        if worst > tolerance:
+            raise TimelineMismatchError(
+                source,
+                f"this edit's beats are up to {worst:.3f} s away from the song's: it was "
+                "made for another song",
+            )
+
+
+def _check_grades(grades: dict[str, Any] | None) -> None:
+    """Every grade of ``grades`` parses (a ParameterError names the one that does not)."""
+    if not grades:
+        return
+    from engine.grading.grader import ColorGrader
+
+    shots = dict(grades.get("shots") or {})
+    sections = dict(grades.get("sections") or {})
+    for where, grade in [
+        *((f"grades.shots.{k}", v) for k, v in shots.items()),
+        *((f"grades.sections.{k}", v) for k, v in sections.items()),
+        ("grades.global", grades.get("global")),
+    ]:
+        if grade is None:
+            continue
+        try:
+            ColorGrader.from_dict(grade)
+        except (TypeError, ValueError, KeyError) as err:
+            raise ParameterError(where, grade, f"a ColorGrader.to_dict() grade ({err})") from err
+
+
+def apply_grades(document: TimelineDocument, grades: dict[str, Any] | None) -> TimelineDocument:
+    """The document with the GUI's grades (``settings.grades``) put on it.
+
+    ``grades["shots"][clip_id]`` becomes that clip's grade, else
+    ``grades["sections"][label]`` the grade of every clip of that section (its
+    ``metadata.section``); ``grades["global"]`` becomes the effects track's grade.  Each
+    grade is a whole ``ColorGrader.to_dict()`` (what the panel previewed), so a clip's
+    grade replaces the global one on its frames, as everywhere in the document.
+
+    Raises
+    ------
+    ParameterError
+        A grade that does not parse (its name says which).
+    """
+    if not grades:
+        return document
+    import dataclasses
+
+    _check_grades(grades)
+    shots = dict(grades.get("shots") or {})
+    sections = dict(grades.get("sections") or {})
+    overall = grades.get("global")
+    tracks = list(document.tracks)
+    for t, track in enumerate(tracks):
+        if track.kind != "video":
+            continue
+        items = []
+        for clip in track.items:
+            grade = shots.get(clip.clip_id)
+            if grade is None:
+                grade = sections.get(str(clip.metadata.get("section", "")))
+            items.append(clip if grade is None else dataclasses.replace(clip, grade=dict(grade)))
+        tracks[t] = dataclasses.replace(track, items=tuple(items))
+    if overall is not None:
+        clips = document.video_clips
+        effect = Effect(
+            effect_id="grade",
+            kind="grade",
+            start=clips[0].start,
+            end=clips[-1].end,
+            parameters=dict(overall),
+        )
+        for t, track in enumerate(tracks):
+            if track.kind == "effects":
+                kept = [e for e in track.items if not (isinstance(e, Effect) and e.kind == "grade")]
+                tracks[t] = dataclasses.replace(track, items=(*kept, effect))
+                break
+        else:
+            tracks.append(Track(name="FX", kind="effects", items=(effect,)))
+    return dataclasses.replace(document, tracks=tuple(tracks))
 
 
 def default_cache_dir() -> Path:
@@ -244,6 +399,58 @@ def _read_png(path: Path) -> np.ndarray | None:
     return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
+def _clip_still_request(
+    clip: Any, index: int, *, width: int, height: int, fixed_palette: Any
+) -> StillRequest | None:
+    """The request that makes a still clip's picture again (``None``: no prompt kept)."""
+    meta = clip.metadata or {}
+    prompt = meta.get("prompt")
+    if clip.source.kind != "still" or not prompt:
+        return None
+    return StillRequest(
+        prompt=str(prompt),
+        seed=int(meta.get("seed", index)),
+        width=width,
+        height=height,
+        palette=fixed_palette or palette_from_prompt(str(prompt)),
+        energy=float(meta.get("energy", 0.5)),
+        section=str(meta.get("section", "")),
+        shot_index=int(meta.get("index", index)),
+    )
+
+
+def _unmakeable_stills(document: TimelineDocument) -> list[str]:
+    """Pictures the document names that are missing and that no prompt can make again."""
+    missing = []
+    for clip in document.video_clips:
+        makeable = clip.source.kind == "still" and bool((clip.metadata or {}).get("prompt"))
+        if makeable:
+            continue
+        missing.extend(p for p in clip.source.paths if not Path(p).is_file())
+    return missing
+
+
+def _with_stills(
+    document: TimelineDocument, replaced: dict[tuple[int, int], str]
+) -> TimelineDocument:
+    """The document with clip ``i``'s picture ``j`` replaced by ``replaced[i, j]``."""
+    if not replaced:
+        return document
+    import dataclasses
+
+    tracks = list(document.tracks)
+    for t, track in enumerate(tracks):
+        if track.kind == "video":
+            items = []
+            for i, clip in enumerate(track.items):
+                paths = tuple(replaced.get((i, j), p) for j, p in enumerate(clip.source.paths))
+                source = dataclasses.replace(clip.source, paths=paths)
+                items.append(dataclasses.replace(clip, source=source))
+            tracks[t] = dataclasses.replace(track, items=tuple(items))
+            break
+    return dataclasses.replace(document, tracks=tuple(tracks))
+
+
 def render_video(
     request: RenderRequest,
     *,
@@ -253,6 +460,12 @@ def render_video(
 ) -> dict[str, Any]:
     """Render ``request`` and return the report (also written to ``request.json_report``).
 
+    With ``request.timeline_path`` the video shows that edit (a saved
+    :class:`TimelineDocument`: its cuts, stills, moves, transitions and grades) instead of
+    a freshly planned one; its stills that are missing are made again from their clip's
+    prompt and seed.  ``request.grades`` (global / sections / shots) are put over the edit
+    either way (:func:`apply_grades`).
+
     ``until`` (``"analyse"``, ``"plan"`` or ``"generate"``) stops after that stage, its
     results cached, and returns a short summary instead: the job queue runs a render as
     one job per stage this way (engine.orchestrator.render_jobs).
@@ -261,6 +474,10 @@ def render_video(
     ------
     AudioInputError, MediaInputError, ParameterError
         Bad input, found before any work is done; nothing is written.
+    TimelineMismatchError
+        ``request.timeline_path`` is an edit of another song (found after the analysis).
+    MissingStillsError
+        The edit names pictures that are missing and cannot be made again.
     CancelledError
         ``context.cancel_event`` was set; nothing is written.
     AssemblyError
@@ -293,6 +510,14 @@ def render_video(
         check_output_path(request.otio_path, what="OpenTimelineIO file", extensions=(".otio",))
     if request.timeline_json is not None:
         check_output_path(request.timeline_json, what="timeline document", extensions=(".json",))
+    edit: TimelineDocument | None = None
+    if request.timeline_path is not None:
+        edit = load_timeline(request.timeline_path)
+        edit.render_plan()  # one contiguous video track, or a ParameterError naming the clip
+        unmakeable = _unmakeable_stills(edit)
+        if unmakeable:
+            raise MissingStillsError(request.timeline_path, unmakeable)
+    _check_grades(request.grades)
     backend_options: dict[str, Any] = {
         "images_dir": request.images_dir,
         "model": request.model,
@@ -329,22 +554,33 @@ def render_video(
         cache_dir=cache_dir / "analysis",
     )
     analysis = analyzer.analyze(audio_path, progress=context.progress)
+    if edit is not None:
+        assert request.timeline_path is not None
+        check_timeline_matches(edit, TempoMap.from_analysis(analysis), source=request.timeline_path)
     done()
     if until == "analyse":
         return {"stage": until, "duration": analysis.duration, "beats": len(analysis.beats)}
 
     # -- plan ----------------------------------------------------------------------
     done = _stage(context, "plan", timings)
-    shots: ShotList = plan_shots(
-        analysis,
-        phrase_bars=int(planning_cfg["phrase_bars"]),
-        min_shot_seconds=float(planning_cfg["min_shot_seconds"]),
-        max_shot_seconds=float(planning_cfg["max_shot_seconds"]),
-        base_prompt=str(style_cfg["prompt"]),
-        seed=int(style_cfg["seed"]),
-        pacing=str(planning_cfg["pacing"]),
-        cut_on=str(planning_cfg["cut_on"]),
-        section_transition=str(render_cfg["section_transition"]),
+    fps = frame_rate(float(preset["fps"]))
+    if edit is not None and edit.fps != fps:
+        edit = edit.retime(fps=fps)  # the preset's rate; cuts stay at their seconds
+    edit_plan: RenderPlan | None = None if edit is None else edit.render_plan()
+    shots: ShotList = (
+        edit_plan.shots
+        if edit_plan is not None
+        else plan_shots(
+            analysis,
+            phrase_bars=int(planning_cfg["phrase_bars"]),
+            min_shot_seconds=float(planning_cfg["min_shot_seconds"]),
+            max_shot_seconds=float(planning_cfg["max_shot_seconds"]),
+            base_prompt=str(style_cfg["prompt"]),
+            seed=int(style_cfg["seed"]),
+            pacing=str(planning_cfg["pacing"]),
+            cut_on=str(planning_cfg["cut_on"]),
+            section_transition=str(render_cfg["section_transition"]),
+        )
     )
     context.progress(1, 1, f"{len(shots)} shots")
     done()
@@ -354,10 +590,33 @@ def render_video(
     # -- generate ------------------------------------------------------------------
     done = _stage(context, "generate", timings)
     width, height = frame_size(int(preset["width"]), int(preset["height"]), request.aspect)
-    fps = frame_rate(float(preset["fps"]))
     still_paths: list[Path] = []
     reused = 0
-    for shot in shots:
+    if edit is not None:
+        # The edit's own pictures; a missing still is made again from its prompt and seed.
+        replaced: dict[tuple[int, int], str] = {}
+        clips = edit.video_clips
+        for i, clip in enumerate(clips):
+            for j, name in enumerate(clip.source.paths):
+                path = Path(name)
+                if path.is_file():
+                    reused += 1
+                    still_paths.append(path)
+                    continue
+                still_request = _clip_still_request(
+                    clip, i, width=width, height=height, fixed_palette=fixed_palette
+                )
+                if still_request is None:  # checked before the render started
+                    raise MissingStillsError(request.timeline_path or path, [name])
+                path = stills_dir / f"{_still_key(backend, still_request, '')}.png"
+                if not (path.exists() and _read_png(path) is not None):
+                    log.info("making the edit's missing still %s again", name)
+                    _write_png(path, backend.generate(still_request))
+                replaced[i, j] = str(path.resolve())
+                still_paths.append(path)
+            context.progress(i + 1, len(clips), f"still {i + 1}/{len(clips)}")
+        edit = _with_stills(edit, replaced)
+    for shot in shots if edit is None else ():
         palette = fixed_palette or palette_from_prompt(shot.prompt)
         still_request = StillRequest(
             prompt=shot.prompt,
@@ -390,23 +649,28 @@ def render_video(
     done = _stage(context, "assemble", timings)
     # The edit as a document (tracks, moves, transitions, grades on the tempo map); the
     # frames are rendered from it, so the saved document is what the video shows.
-    document = timeline_from_plan(
-        shots,
-        analysis,
-        fps=fps,
-        # absolute, so the saved document still finds its files from anywhere
-        still_paths=[p.resolve() for p in still_paths],
-        audio_path=audio_path.resolve(),
-        motion_amount=float(render_cfg["motion_amount"]),
-        beat_pulse=float(render_cfg["beat_pulse"]),
-        transition_seconds=float(render_cfg["crossfade_seconds"]),
-        grade=None if grader is None else grader.to_dict(),
-        shot_grades={
-            shot.index: section_graders[shot.section].to_dict()
-            for shot in shots
-            if shot.section in section_graders
-        },
+    document = (
+        edit
+        if edit is not None
+        else timeline_from_plan(
+            shots,
+            analysis,
+            fps=fps,
+            # absolute, so the saved document still finds its files from anywhere
+            still_paths=[p.resolve() for p in still_paths],
+            audio_path=audio_path.resolve(),
+            motion_amount=float(render_cfg["motion_amount"]),
+            beat_pulse=float(render_cfg["beat_pulse"]),
+            transition_seconds=float(render_cfg["crossfade_seconds"]),
+            grade=None if grader is None else grader.to_dict(),
+            shot_grades={
+                shot.index: section_graders[shot.section].to_dict()
+                for shot in shots
+                if shot.section in section_graders
+            },
+        )
     )
+    document = apply_grades(document, request.grades)
     plan = document.render_plan()
     graders: dict[str, Any] = {}
 
@@ -478,6 +742,7 @@ def render_video(
             "audio_codec": audio_info.codec,
             "audio_sample_rate": audio_info.sample_rate,
             "images_dir": str(request.images_dir) if request.images_dir else None,
+            "timeline": str(request.timeline_path) if request.timeline_path else None,
         },
         "preset": {"name": request.preset, **preset},
         "backend": {
@@ -533,7 +798,11 @@ def render_video(
             build_otio_timeline(
                 shots,
                 analysis,
-                still_paths=still_paths,
+                still_paths=(
+                    still_paths
+                    if edit is None
+                    else [Path(c.source.paths[0]) for c in document.video_clips]
+                ),
                 audio_path=audio_path,
                 fps=fps,
                 transition_seconds=float(render_cfg["crossfade_seconds"]),
