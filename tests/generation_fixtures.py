@@ -32,6 +32,7 @@ __all__ = [
     "build_tiny_sd15_components",
     "build_tiny_sd15_pipeline",
     "diffusers_to_ldm_state_dict",
+    "make_tiny_ip_adapter",
     "make_tiny_lora",
     "save_tiny_sd15_folder",
     "save_tiny_sd15_single_file",
@@ -391,6 +392,60 @@ def make_tiny_lora(
         tensors[f"unet.{name}.lora_A.weight"] = down.contiguous()
         tensors[f"unet.{name}.lora_B.weight"] = up.contiguous()
     save_file(tensors, str(path))
+    return path
+
+
+def make_tiny_ip_adapter(
+    path: Path,
+    pipe: Any,
+    *,
+    image_embed_dim: int = 16,
+    cross_attention_dim: int | None = None,
+    seed: int = 2,
+) -> Path:
+    """Write a basic IP-Adapter for ``pipe``'s UNet as one ``.safetensors`` file.
+
+    The layout is the one diffusers' ``load_ip_adapter`` reads (and the original
+    ``ip-adapter_sd15`` files have): ``image_proj.proj.weight`` ``(4 * ctx, embed)``,
+    ``image_proj.proj.bias``, ``image_proj.norm.{weight,bias}`` ``(ctx,)`` (4 image tokens),
+    and for each cross-attention processor of the UNet, in ``attn_processors`` order,
+    ``ip_adapter.{k}.to_k_ip.weight`` / ``to_v_ip.weight`` ``(hidden, ctx)`` with
+    ``k = 1, 3, 5, ...``.  ``image_embed_dim`` must be the CLIP encoder's projection
+    width (16 for :func:`tests.clip_fixtures.save_tiny_clip_encoder`);
+    ``cross_attention_dim`` defaults to the UNet's (give 2048 for an "SDXL" adapter).
+    Weights are random (std 0.5 for the key/value projections) so the adapter visibly
+    changes the output.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    config = pipe.unet.config
+    ctx = int(cross_attention_dim or config.cross_attention_dim)
+    blocks = list(config.block_out_channels)
+    gen = torch.Generator().manual_seed(seed)
+    tensors: dict[str, torch.Tensor] = {
+        "image_proj.proj.weight": torch.randn(4 * ctx, image_embed_dim, generator=gen) * 0.5,
+        "image_proj.proj.bias": torch.zeros(4 * ctx),
+        "image_proj.norm.weight": torch.ones(ctx),
+        "image_proj.norm.bias": torch.zeros(ctx),
+    }
+    key_id = 1
+    for name in pipe.unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = blocks[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(blocks))[int(name[len("up_blocks.")])]
+        else:
+            hidden = blocks[int(name[len("down_blocks.")])]
+        for proj in ("to_k_ip", "to_v_ip"):
+            tensors[f"ip_adapter.{key_id}.{proj}.weight"] = (
+                torch.randn(hidden, ctx, generator=gen) * 0.5
+            )
+        key_id += 2
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in tensors.items()}, str(path))
     return path
 
 

@@ -25,11 +25,16 @@ operating point for "same subject" with CLIP ViT image embeddings).
 Conditioning generation on a character
 ---------------------------------------
 :meth:`CharacterConsistencyManager.conditioning_for` returns what the generator passes
-to the backend: reference img2img (the first reference image as ``init_image``,
-``strength`` 0.55 by default, and the character's fixed ``seed``), which the diffusers
-backend runs.  When IP-Adapter weights are in ``models/ip_adapters/`` the dict also
-names them (``ip_adapter``); a backend that takes an IP-Adapter input can use them
-instead, the others fall back to img2img.
+to the backend, always with the character's fixed ``seed`` (its seed family):
+
+* ``method="ip_adapter"`` when IP-Adapter weights are in ``models/ip_adapters/`` *and* a
+  CLIP image encoder for them is found (an ``image_encoder/`` folder next to the weights,
+  else ``models/clip/``; see :mod:`engine.generation.ip_adapter`): the first reference
+  image is the IP-Adapter image at ``ip_adapter_scale`` (0.6 by default) and the shot is
+  generated from text at the character's seed;
+* ``method="img2img"`` otherwise: reference img2img, the first reference image as
+  ``init_image`` at ``strength`` 0.55 by default.  ``fallback_reason`` says why the
+  IP-Adapter was not used (no weights, or weights without an image encoder).
 """
 
 from __future__ import annotations
@@ -56,6 +61,11 @@ from engine.generation.embeddings import (
     find_clip_encoder,
 )
 from engine.generation.image_io import read_image_safely
+from engine.generation.ip_adapter import (
+    DEFAULT_IP_ADAPTER_SCALE,
+    find_image_encoder,
+    find_ip_adapter,
+)
 
 __all__ = [
     "CLASSICAL_THRESHOLD",
@@ -70,7 +80,6 @@ SCHEMA_VERSION = 1
 CLASSICAL_THRESHOLD = 0.6
 CLIP_THRESHOLD = 0.75
 DEFAULT_STRENGTH = 0.55
-_IP_ADAPTER_SUFFIXES = (".safetensors", ".bin")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,6 +137,8 @@ class CharacterConsistencyManager:
         Consistency threshold; default by method (0.6 classical, 0.75 CLIP).
     strength : float
         img2img strength of the conditioning (0 < strength <= 1).
+    ip_adapter_scale : float
+        IP-Adapter strength of the conditioning when its weights are present (0..2).
 
     Examples
     --------
@@ -146,6 +157,7 @@ class CharacterConsistencyManager:
         clip_model: str | None = None,
         threshold: float | None = None,
         strength: float = DEFAULT_STRENGTH,
+        ip_adapter_scale: float = DEFAULT_IP_ADAPTER_SCALE,
     ) -> None:
         self.project_dir = Path(project_dir)
         self.models_dir = Path(models_dir) if models_dir is not None else None
@@ -154,8 +166,11 @@ class CharacterConsistencyManager:
             raise ParameterError("threshold", threshold, "a number in (0, 1]")
         if not 0.0 < strength <= 1.0:
             raise ParameterError("strength", strength, "0 < strength <= 1")
+        if not 0.0 <= ip_adapter_scale <= 2.0:
+            raise ParameterError("ip_adapter_scale", ip_adapter_scale, "0.0..2.0")
         self.threshold = threshold
         self.strength = strength
+        self.ip_adapter_scale = ip_adapter_scale
         self._profiles: dict[str, CharacterProfile] = {}
         self._memory: dict[tuple[str, str], np.ndarray] = {}
         if self.index_path.is_file():
@@ -435,13 +450,7 @@ class CharacterConsistencyManager:
 
     def ip_adapter_weights(self) -> Path | None:
         """The first IP-Adapter weights file in ``models_dir/ip_adapters/``, or None."""
-        if self.models_dir is None:
-            return None
-        folder = self.models_dir / "ip_adapters"
-        if not folder.is_dir():
-            return None
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in _IP_ADAPTER_SUFFIXES)
-        return files[0] if files else None
+        return find_ip_adapter(self.models_dir)
 
     def conditioning_for(self, character_id: str) -> dict[str, Any]:
         """How to condition generation on the character (see the module docs).
@@ -449,21 +458,37 @@ class CharacterConsistencyManager:
         Returns
         -------
         dict
-            ``method`` (``"img2img"``, or ``"ip_adapter"`` when its weights exist),
-            ``init_image`` (Path of the first reference), ``strength``, ``seed``,
-            ``reference_images`` (all, as Paths), ``ip_adapter`` (Path or None),
-            ``description``, ``character_id``.
+            ``method`` (``"ip_adapter"`` when its weights and an image encoder exist,
+            else ``"img2img"``), ``init_image`` (Path of the first reference; the
+            IP-Adapter image or the img2img init image), ``strength`` (img2img),
+            ``ip_adapter`` (Path or None), ``image_encoder`` (Path or None),
+            ``ip_adapter_scale``, ``fallback_reason`` (None, or why img2img is used),
+            ``seed``, ``reference_images`` (all, as Paths), ``description``,
+            ``character_id``.
         """
         profile = self.get_profile(character_id)
         references = [self.project_dir / p for p in profile.reference_images]
         ip_adapter = self.ip_adapter_weights()
+        encoder = find_image_encoder(ip_adapter, self.models_dir) if ip_adapter else None
+        if ip_adapter is None:
+            reason: str | None = "no IP-Adapter weights in models/ip_adapters/"
+        elif encoder is None:
+            reason = (
+                f"IP-Adapter {ip_adapter.name} has no CLIP image encoder (no image_encoder/ "
+                "folder next to it and none in models/clip/)"
+            )
+        else:
+            reason = None
         return {
             "character_id": profile.id,
-            "method": "ip_adapter" if ip_adapter is not None else "img2img",
+            "method": "img2img" if reason else "ip_adapter",
             "init_image": references[0],
             "strength": self.strength,
             "seed": profile.seed,
             "reference_images": references,
             "ip_adapter": ip_adapter,
+            "image_encoder": encoder,
+            "ip_adapter_scale": self.ip_adapter_scale,
+            "fallback_reason": reason,
             "description": profile.description,
         }

@@ -30,6 +30,15 @@ Progress and cancellation
     and raises :class:`~engine.errors.CancelledError` as soon as its ``cancel_event`` is
     set, which stops the pipeline mid-denoising.
 
+IP-Adapter
+    A request with ``ip_adapter`` (weights file), ``ip_adapter_image`` (the reference, e.g.
+    a character's) and ``ip_adapter_scale`` conditions the images on that reference
+    through an IP-Adapter (:mod:`engine.generation.ip_adapter`): the adapter and its CLIP
+    image encoder are loaded onto the pipeline on first use (an adapter for another base
+    family is refused first with :class:`~engine.generation.ip_adapter.IPAdapterBaseMismatchError`),
+    kept while requests keep asking for it, and unloaded by the first request without one,
+    so plain requests give exactly the pixels they give without an adapter.
+
 Out of memory
     Handled by :mod:`engine.generation.memory_strategy`: the pipeline steps down one memory
     level and the same request is retried; :meth:`DiffusersBackend.stats` counts the steps.
@@ -53,6 +62,12 @@ import numpy as np
 from engine.context import StageContext
 from engine.errors import BackendError, CancelledError, GenerationError, ModelError, ParameterError
 from engine.generation.device import DeviceInfo, select_device, torch_dtype
+from engine.generation.ip_adapter import (
+    DEFAULT_IP_ADAPTER_SCALE,
+    IPAdapterSpec,
+    load_ip_adapter,
+    unload_ip_adapter,
+)
 from engine.generation.lora import LoraSpec, apply_loras, check_lora_context
 from engine.generation.memory_strategy import (
     MemoryStrategy,
@@ -128,6 +143,15 @@ class DiffusionRequest:
         ``(H, W, 3)`` uint8 RGB for img2img (resized to ``width`` x ``height``).
     strength : float
         img2img: how much of the init image is repainted, in (0, 1].
+    ip_adapter : Path or None
+        IP-Adapter weights to condition on ``ip_adapter_image`` (given together).
+    ip_adapter_image : numpy.ndarray or None
+        ``(H, W, 3)`` uint8 RGB reference image (any size; the encoder resizes it).
+    ip_adapter_scale : float
+        IP-Adapter strength, 0..2 (0 = no effect).
+    ip_adapter_encoder : Path or None
+        The CLIP image-encoder folder; ``None``: an ``image_encoder/`` folder next to the
+        adapter.
     """
 
     prompts: tuple[str, ...]
@@ -140,6 +164,10 @@ class DiffusionRequest:
     scheduler: str | None = None
     init_image: np.ndarray | None = field(default=None, compare=False)
     strength: float = 0.6
+    ip_adapter: Path | None = None
+    ip_adapter_image: np.ndarray | None = field(default=None, compare=False)
+    ip_adapter_scale: float = DEFAULT_IP_ADAPTER_SCALE
+    ip_adapter_encoder: Path | None = None
 
     def __post_init__(self) -> None:
         if not self.prompts:
@@ -158,12 +186,20 @@ class DiffusionRequest:
             raise ParameterError("scheduler", self.scheduler, f"one of {', '.join(SCHEDULERS)}")
         if not (0.0 < self.strength <= 1.0):
             raise ParameterError("strength", self.strength, "0.0 < strength <= 1.0")
-        if self.init_image is not None:
-            img = self.init_image
-            if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+        for name in ("init_image", "ip_adapter_image"):
+            img = getattr(self, name)
+            if img is not None and (img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8):
                 raise ParameterError(
-                    "init_image", f"{img.dtype} {img.shape}", "an (H, W, 3) uint8 RGB array"
+                    name, f"{img.dtype} {img.shape}", "an (H, W, 3) uint8 RGB array"
                 )
+        if (self.ip_adapter is None) != (self.ip_adapter_image is None):
+            raise ParameterError(
+                "ip_adapter_image",
+                "missing" if self.ip_adapter_image is None else "given without ip_adapter",
+                "ip_adapter and ip_adapter_image together",
+            )
+        if not (0.0 <= self.ip_adapter_scale <= 2.0):
+            raise ParameterError("ip_adapter_scale", self.ip_adapter_scale, "0.0..2.0")
 
 
 def _import_diffusers() -> tuple[Any, Any]:
@@ -304,6 +340,9 @@ class DiffusersBackend:
         self._optimize = optimize
         self._pipe: Any = None
         self._img2img: Any = None
+        # the loaded IP-Adapter: (weights, encoder folder) and what to restore on unload
+        self._ip_adapter: tuple[Path, Path | None] | None = None
+        self._ip_restore: dict[str, Any] = {}
         self._scheduler_name: str | None = None
         self._base_scheduler_config: Any = None
         self.device_info: DeviceInfo | None = None
@@ -485,6 +524,8 @@ class DiffusersBackend:
                 self._pipe.remove_all_hooks()
             self._pipe = None
             self._img2img = None
+            self._ip_adapter = None
+            self._ip_restore = {}
             gc.collect()
             free_device_memory()
             with _RESIDENT_LOCK:
@@ -516,6 +557,7 @@ class DiffusersBackend:
         out["model"] = str(self.model_path)
         out["loaded"] = self.is_loaded
         out["few_step"] = self.few_step
+        out["ip_adapter"] = str(self._ip_adapter[0]) if self._ip_adapter else None
         if self.device_info is not None:
             out.update(self.device_info.as_stats())
         if self._stats["seconds"] > 0:
@@ -549,6 +591,37 @@ class DiffusersBackend:
         self._img2img.scheduler = self._pipe.scheduler
         return self._img2img
 
+    def _set_ip_adapter(self, pipe: Any, request: DiffusionRequest) -> None:
+        """Load the request's IP-Adapter (swapping out another) or unload when it has none."""
+        wanted = (
+            (Path(request.ip_adapter), request.ip_adapter_encoder)
+            if request.ip_adapter is not None
+            else None
+        )
+        if wanted == self._ip_adapter:
+            return
+        if self._ip_adapter is not None:
+            unload_ip_adapter(pipe, self._ip_restore)
+            self._ip_adapter, self._ip_restore = None, {}
+            self._img2img = None  # rebuilt from the pipeline's current components
+        if wanted is not None:
+            started = time.perf_counter()
+            self._ip_restore = load_ip_adapter(
+                pipe, IPAdapterSpec(path=wanted[0], image_encoder=wanted[1])
+            )
+            self._ip_adapter = wanted
+            self._img2img = None
+            self._stats["ip_adapter_loads"] = self._stats.get("ip_adapter_loads", 0) + 1
+            self._stats["load_seconds"] += time.perf_counter() - started
+
+    def unload_ip_adapter(self) -> None:
+        """Remove a loaded IP-Adapter (and its image encoder) from the pipeline, if any."""
+        with self._lock:
+            if self._pipe is not None and self._ip_adapter is not None:
+                unload_ip_adapter(self._pipe, self._ip_restore)
+                self._img2img = None
+            self._ip_adapter, self._ip_restore = None, {}
+
     def diffuse(
         self, request: DiffusionRequest, context: StageContext | None = None
     ) -> list[np.ndarray]:
@@ -568,7 +641,9 @@ class DiffusersBackend:
         GenerationError
             Out of memory at the leanest memory level, or the pipeline failed.
         BackendError
-            As :meth:`load`.
+            As :meth:`load`; or the IP-Adapter's image encoder is missing or unloadable.
+        IPAdapterBaseMismatchError
+            The request's IP-Adapter is for another base family (nothing is loaded).
         """
         if context is not None:
             context.check_cancelled()
@@ -598,6 +673,12 @@ class DiffusersBackend:
             }
             if guidance > 1.0:
                 kwargs["negative_prompt"] = [negative] * n
+            self._set_ip_adapter(pipe, request)
+            if request.ip_adapter_image is not None:
+                from PIL import Image
+
+                pipe.set_ip_adapter_scale(float(request.ip_adapter_scale))
+                kwargs["ip_adapter_image"] = Image.fromarray(request.ip_adapter_image)
             if request.init_image is not None:
                 target = self._img2img_pipe(diffusers)
                 kwargs["image"] = self._init_image(request)

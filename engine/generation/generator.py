@@ -19,9 +19,12 @@ the output folder (``<project>/images`` by default):
    (``cached: True``) instead of generating it again.
 
 Character conditioning
-    With ``maintain_character``, the character's reference is the ``init_image`` of an
-    img2img pass at the character's seed (see
-    :meth:`~engine.generation.characters.CharacterConsistencyManager.conditioning_for`).
+    With ``maintain_character``, shots are conditioned on the character's first reference
+    at the character's seed (see
+    :meth:`~engine.generation.characters.CharacterConsistencyManager.conditioning_for`):
+    through an IP-Adapter when its weights and image encoder are in ``models/``, else as
+    the ``init_image`` of an img2img pass.  ``character_conditioning`` in the result says
+    which ran (``method``: ``"ip_adapter"``, ``"img2img"`` or ``"not applied"``).
     Only backends with an image input (``diffusers``) can use it; on the others the
     result says ``"not applied"`` and why.  The result then carries a consistency check.
 
@@ -340,7 +343,13 @@ class CinematicImageGenerator:
             "shot_index": request.shot_index,
             "palette": self._draft_palette(request),
             "conditioning": (
-                [str(conditioning["init_image"]), conditioning["strength"]]
+                [
+                    conditioning["method"],
+                    str(conditioning["init_image"]),
+                    conditioning["strength"],
+                    str(conditioning.get("ip_adapter")),
+                    conditioning.get("ip_adapter_scale"),
+                ]
                 if conditioning
                 else None
             ),
@@ -443,14 +452,26 @@ class CinematicImageGenerator:
         width, height = backend.native_size(request.width, request.height)
         out: list[np.ndarray] = []
         # Jobs with the same conditioning image batch together; img2img needs one image.
-        groups: dict[str, list[_Job]] = {}
+        groups: dict[tuple[str, str], list[_Job]] = {}
         for job in jobs:
-            ref = str(job.conditioning["init_image"]) if job.conditioning else ""
-            groups.setdefault(ref, []).append(job)
+            cond = job.conditioning
+            key = (str(cond["method"]), str(cond["init_image"])) if cond else ("", "")
+            groups.setdefault(key, []).append(job)
         results: dict[int, np.ndarray] = {}
-        for ref, members in groups.items():
-            init = self._init_image(members[0], width, height) if ref else None
-            strength = float(members[0].conditioning["strength"]) if ref else 0.6
+        for (method, ref), members in groups.items():
+            cond = members[0].conditioning
+            ip_kwargs: dict[str, Any] = {}
+            if method == "ip_adapter" and cond is not None:
+                ip_kwargs = {
+                    "ip_adapter": Path(cond["ip_adapter"]),
+                    "ip_adapter_image": read_image_safely(cond["init_image"]),
+                    "ip_adapter_scale": float(cond["ip_adapter_scale"]),
+                    "ip_adapter_encoder": cond.get("image_encoder"),
+                }
+            # IP-Adapter: text-to-image at the character's seed, guided by the adapter
+            img2img = bool(ref) and not ip_kwargs
+            init = self._init_image(members[0], width, height) if img2img else None
+            strength = float(cond["strength"]) if img2img and cond else 0.6
             steps = request.steps
             if init is not None and steps * strength < 1:
                 # img2img runs only the last `strength` part of the schedule: make it >= 1 step
@@ -474,6 +495,7 @@ class CinematicImageGenerator:
                         guidance=float(request.guidance_scale),
                         init_image=init,
                         strength=strength,
+                        **ip_kwargs,
                     ),
                     self.context,
                 )
@@ -515,12 +537,21 @@ class CinematicImageGenerator:
         request = job.request
         if job.conditioning is None:
             conditioning = None
+        elif rendered.conditioning_applied and job.conditioning["method"] == "ip_adapter":
+            conditioning = {
+                "method": "ip_adapter",
+                "ip_adapter": str(job.conditioning["ip_adapter"]),
+                "image_encoder": str(job.conditioning["image_encoder"]),
+                "ip_adapter_scale": job.conditioning["ip_adapter_scale"],
+                "reference_image": str(job.conditioning["init_image"]),
+            }
         elif rendered.conditioning_applied:
             conditioning = {
                 "method": "img2img",
                 "init_image": str(job.conditioning["init_image"]),
                 "strength": job.conditioning["strength"],
                 "ip_adapter_found": job.conditioning["ip_adapter"] is not None,
+                "fallback_reason": job.conditioning.get("fallback_reason"),
             }
         else:
             conditioning = {
