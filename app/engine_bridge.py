@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import hashlib
 import inspect
 import logging
 import time
@@ -44,6 +45,7 @@ __all__ = ["AUDIO_EXTENSIONS", "EngineBridge", "ProjectInfo", "one_line"]
 
 log = logging.getLogger(__name__)
 
+EDIT_FILE = "edit.timeline.json"  # the user's timeline edit, in the project folder
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".aif", ".aiff"})
 
 OnDone = Callable[[Any], None]
@@ -150,6 +152,10 @@ class EngineBridge(QObject):
         self._project: ProjectInfo | None = None
         self._analysis: Any = None
         self._pending: set[_Request] = set()
+        # The edit a render shows: a callable giving the user's current TimelineDocument
+        # (the main window's timeline), or None for the freshly planned edit.  Without
+        # one, the project's saved edit (EDIT_FILE) is rendered when there is one.
+        self.edit_provider: Callable[[], Any] | None = None
         # Queued even from the GUI thread: a future that is already done runs its done
         # callback inside call(), and a widget must never get its answer before call()
         # has returned.
@@ -540,6 +546,13 @@ class EngineBridge(QObject):
 
         The video goes to the project's ``renders/`` folder unless ``output_path`` says
         otherwise.  Progress arrives through the job signals.
+
+        The render shows the user's edit when there is one (:attr:`edit_provider`, else
+        the project's saved ``edit.timeline.json``), frozen at the moment of the call
+        into ``cache/edits/<hash>.timeline.json`` so later edits cannot change a queued
+        render; otherwise the planner's edit.  The grades the grading panel applied
+        (``settings.grades``) are put over the edit either way
+        (``docs/decisions/0013-gui-shell-projects-and-edits.md``).
         """
         orchestrator = self._require_project()
         if orchestrator is None or self._project is None:
@@ -555,6 +568,8 @@ class EngineBridge(QObject):
             # the image backends, model and device as configured (as the CLI does)
             render_cfg = dict(self.config.get("render", {}))
             order = tuple(render_cfg.get("backend_order") or ("procedural",))
+            edit = self._edit_snapshot(project_path)
+            grades = _grades_of(self._project.settings.get("grades"))
             request = api.RenderRequest(
                 audio_path=audio,
                 output_path=output,
@@ -566,6 +581,8 @@ class EngineBridge(QObject):
                 cache_dir=project_path / "cache",
                 # the rendered edit, with its stills, for the timeline to show
                 timeline_json=output.with_suffix(".timeline.json"),
+                timeline_path=edit,
+                grades=grades,
             )
         except api.APEXDirectorError as err:
             self.error_occurred.emit(one_line(err))
@@ -577,6 +594,23 @@ class EngineBridge(QObject):
                 on_done(job_id)
 
         self.call(api.prepare_render(orchestrator, request, self.config), done)
+
+    def _edit_snapshot(self, project_path: Path) -> Path | None:
+        """The edit to render, written as ``cache/edits/<hash>.timeline.json``, or None."""
+        document = self.edit_provider() if self.edit_provider is not None else None
+        if document is None and self.edit_provider is None:
+            saved = project_path / EDIT_FILE
+            if saved.is_file():
+                document = api.load_timeline(saved)
+        if document is None or not document.video_clips:
+            return None  # nothing edited, or only the analysed song: plan the edit
+        text = document.to_json()
+        digest = hashlib.sha256(text.encode()).hexdigest()[:24]
+        path = project_path / "cache" / "edits" / f"{digest}.timeline.json"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            api.save_timeline(path, document)
+        return path
 
     def cancel_job(self, job_id: str, on_done: OnDone | None = None) -> None:
         """Cancel a job (and the jobs that depend on it)."""
@@ -620,3 +654,15 @@ class EngineBridge(QObject):
                 return {"device": "unavailable", "device_name": one_line(err)}
 
         self.call(work, on_done, lambda err: on_done({"device": "unavailable"}))
+
+
+def _grades_of(grades: Any) -> dict[str, Any] | None:
+    """The project's ``settings.grades`` for a render, or None when none is set."""
+    if not isinstance(grades, dict):
+        return None
+    out = {
+        "global": grades.get("global"),
+        "sections": dict(grades.get("sections") or {}),
+        "shots": dict(grades.get("shots") or {}),
+    }
+    return out if out["global"] is not None or out["sections"] or out["shots"] else None

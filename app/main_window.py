@@ -297,6 +297,8 @@ class MainWindow(QMainWindow):
         self._edit_timer.setInterval(EDIT_SAVE_DELAY_MS)
         self._edit_timer.timeout.connect(self._save_edit)
         self.timeline.model.undo_stack.indexChanged.connect(self._edit_changed)
+        # renders show the user's edit (docs/decisions/0013-gui-shell-projects-and-edits.md)
+        self.bridge.edit_provider = self._current_edit
         self.bridge.job_finished.connect(self._job_finished)
         self.bridge.render_queued.connect(
             lambda _job: self.message_bar.show_info("Render queued: see the render queue.")
@@ -587,6 +589,16 @@ class MainWindow(QMainWindow):
         if self.timeline.model.undo_stack.count() and self.bridge.project is not None:
             self._edit_timer.start()
 
+    def _current_edit(self) -> Any:
+        """The edit a render should show: the timeline's document once the user has edited
+        it (or a saved edit was opened), else None (the render plans its own edit)."""
+        info, document = self.bridge.project, self.timeline.model.document
+        if info is None or document is None:
+            return None
+        if self.timeline.model.undo_stack.count() or (info.path / EDIT_FILE).exists():
+            return document
+        return None
+
     def _save_edit(self) -> Any:
         """Write the timeline's document into the project (atomically, by the engine)."""
         self._edit_timer.stop()
@@ -634,11 +646,8 @@ class MainWindow(QMainWindow):
         if self.timeline.model.undo_stack.count() or (
             self.bridge.project is not None and (self.bridge.project.path / EDIT_FILE).exists()
         ):
-            # renders follow the planned edit: the user's own timeline stays as it is
-            self.message_bar.show_info(
-                "Render finished. The timeline keeps your edits; the render used the planned "
-                "edit (rendering an edited timeline is not supported yet)."
-            )
+            # the render showed the user's edit: the timeline (and its undo history) stays
+            self.message_bar.show_info("Render finished: it shows your edited timeline.")
             return
         self.bridge.call(lambda: api.load_timeline(Path(str(timeline))), self._show_timeline)
 
