@@ -463,8 +463,9 @@ class GradingPanel(QWidget):
     def show_clip(self, clip: Any, *, base_dir: Path | str | None = None) -> None:
         """Preview on a timeline :class:`~engine.api.Clip` (its first picture).
 
-        The clip's own grade, else the grade the project stores for the shot or its
-        section (*Apply to shot / section*), is loaded into the panel; otherwise the panel
+        The grade the project stores for the shot or its section (*Apply to shot /
+        section*), else the clip's own grade, is loaded into the panel (the order in which
+        a render applies them); otherwise the panel
         keeps its settings, so one grade can be applied to shot after shot.
         Relative picture paths are resolved against ``base_dir`` (the project folder).
         """
@@ -476,9 +477,11 @@ class GradingPanel(QWidget):
         if not path.is_absolute() and base_dir is not None:
             path = Path(base_dir) / path
         section = str(clip.metadata.get("section", "")) if clip.metadata else ""
-        grade = (
-            dict(clip.grade) if clip.grade is not None else self.stored_grade(clip.clip_id, section)
-        )
+        # the render's order (engine.api.apply_grades): the project's grade for the shot,
+        # else for its section, else the clip's own grade in the edit
+        grade = self.stored_grade(clip.clip_id, section)
+        if grade is None and clip.grade is not None:
+            grade = dict(clip.grade)
         if grade is not None:
             self.set_grade(grade)
         self.set_shot(path, shot_id=clip.clip_id, section=section)
