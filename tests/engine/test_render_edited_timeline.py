@@ -244,3 +244,32 @@ def test_project_grades_go_over_the_edit(first: dict[str, Any]) -> None:
     s1, e1 = clips[1].start.frame(doc.fps) + 2, clips[1].end.frame(doc.fps) - 2
     assert np.abs(after[s1:e1] - before[s1:e1]).mean() > 10.0
     assert np.abs(after[2 : s1 - 8] - before[2 : s1 - 8]).mean() < 3.0
+
+
+def test_cli_render_timeline_option(first: dict[str, Any], capsys: pytest.CaptureFixture) -> None:
+    """``apex-director render SONG --timeline EDIT.json``: an edit of another song is
+    refused with exit code 2 and a message that says so; nothing is written."""
+    from engine.cli import main
+
+    folder = first["dir"]
+    spec = SongSpec(tempo=120.0, sections=(SectionSpec(label="verse", bars=5, energy=0.6),), seed=4)
+    song = synthesize_song(spec)
+    other = write_wav(folder / "other-cli.wav", song.audio, song.sample_rate)
+    out = folder / "cli.mp4"
+    code = main(
+        [
+            "render",
+            str(other),
+            "-o",
+            str(out),
+            "--preset",
+            "draft",
+            "--cache-dir",
+            str(folder / "cache"),
+            "--timeline",
+            str(folder / "planned.timeline.json"),
+        ]
+    )
+    assert code == 2
+    assert "another song" in capsys.readouterr().err
+    assert not out.exists()
