@@ -706,6 +706,12 @@ class DiffusersBackend:
             def count_step(old: str, new: str) -> None:
                 self._stats["oom_stepdowns"] += 1
                 self._stats["memory_stepdowns"].append(f"{old}->{new}")
+                if self._ip_adapter is not None:
+                    # the new level may have replaced the adapter's attention: load it again
+                    self.unload_ip_adapter()
+                    self._set_ip_adapter(pipe, request)
+                    if request.ip_adapter_image is not None:
+                        pipe.set_ip_adapter_scale(float(request.ip_adapter_scale))
 
             started = time.perf_counter()
             try:

@@ -18,6 +18,12 @@ Files
     An encoder is a transformers ``CLIPVisionModelWithProjection`` folder (``config.json``
     and weights, optionally ``preprocessor_config.json``).
 
+Attention slicing and offload
+    IP-Adapter attention is not sliced: a pipeline in attention slicing (a memory level)
+    gets plain attention while an adapter is loaded (logged), and slicing back when it is
+    unloaded.  The image encoder sits on the pipeline's execution device (the GPU, also
+    under CPU offload, where the UNet and VAE still move on and off it).
+
 Families
     The adapter's context width (``to_k_ip`` input width: 768 SD 1.5, 1024 SD 2.x,
     2048 SDXL) must equal the UNet's ``cross_attention_dim``; otherwise
@@ -197,6 +203,24 @@ def _image_processor(encoder_dir: Path, image_size: int) -> Any:
     )
 
 
+def _unslice_attention(pipe: Any) -> bool:
+    """Replace sliced attention processors by plain ones; return whether any were sliced.
+
+    diffusers' ``load_ip_adapter`` re-creates every self-attention processor with no
+    arguments, which ``SlicedAttnProcessor`` (``slice_size``) does not allow.
+    """
+    processors = dict(pipe.unet.attn_processors)
+    sliced = {n for n, p in processors.items() if "Sliced" in type(p).__name__}
+    if not sliced:
+        return False
+    from diffusers.models.attention_processor import AttnProcessor2_0
+
+    pipe.unet.set_attn_processor(
+        {n: AttnProcessor2_0() if n in sliced else p for n, p in processors.items()}
+    )
+    return True
+
+
 def load_ip_adapter(
     pipe: Any, spec: IPAdapterSpec, *, models_dir: Path | str | None = None
 ) -> dict[str, Any]:
@@ -243,17 +267,23 @@ def load_ip_adapter(
     from transformers import CLIPVisionModelWithProjection
 
     dtype = pipe.unet.dtype
+    device = getattr(pipe, "_execution_device", None) or pipe.unet.device
     try:
         encoder = CLIPVisionModelWithProjection.from_pretrained(
             str(encoder_dir), local_files_only=True, dtype=dtype
-        ).to(pipe.unet.device)
+        ).to(device)
     except (OSError, ValueError, RuntimeError, TypeError) as err:
         raise BackendError(
             f"cannot load the CLIP image encoder {encoder_dir} ({type(err).__name__}: {err})",
             backend_name="diffusers",
         ) from err
     encoder.eval()
-    previous = {"feature_extractor": getattr(pipe, "feature_extractor", None)}
+    previous = {
+        "feature_extractor": getattr(pipe, "feature_extractor", None),
+        "attention_slicing": _unslice_attention(pipe),
+    }
+    if previous["attention_slicing"]:
+        log.info("attention slicing is off while the IP-Adapter is loaded (it does not slice)")
     pipe.register_modules(
         image_encoder=encoder,
         feature_extractor=_image_processor(encoder_dir, int(encoder.config.image_size)),
@@ -283,9 +313,13 @@ def load_ip_adapter(
 
 
 def _restore(pipe: Any, previous: dict[str, Any]) -> None:
-    if hasattr(pipe, "unet") and getattr(pipe.unet, "encoder_hid_proj", None) is not None:
+    # a memory step-down may have sliced attention meanwhile: unload needs plain processors
+    sliced = _unslice_attention(pipe)
+    if getattr(pipe.unet, "encoder_hid_proj", None) is not None:
         pipe.unload_ip_adapter()
     pipe.register_modules(image_encoder=None, feature_extractor=previous.get("feature_extractor"))
+    if previous.get("attention_slicing") or sliced:
+        pipe.enable_attention_slicing()
 
 
 def unload_ip_adapter(pipe: Any, previous: dict[str, Any]) -> None:

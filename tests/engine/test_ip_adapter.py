@@ -114,6 +114,55 @@ def test_ip_adapter_conditions_output_deterministically_and_unloads(
     assert pipe.image_encoder is None and pipe.unet.encoder_hid_proj is None
 
 
+def _sliced(pipe: object) -> bool:
+    return any("Sliced" in type(p).__name__ for p in pipe.unet.attn_processors.values())  # type: ignore[attr-defined]
+
+
+def test_ip_adapter_under_attention_slicing_and_after_an_oom_step_down(
+    tiny_sd15: Path, models: Path
+) -> None:
+    import torch
+
+    ref = _reference(1)
+    with one_torch_thread():
+        fast = DiffusersBackend(tiny_sd15, device="cpu", steps=2, guidance=0.0)
+        expected = fast.diffuse(_request(**_ip(models, ref)))[0]
+        plain = fast.diffuse(_request())[0]
+        fast.unload()
+        # a pipeline in attention slicing: plain attention while the adapter is loaded
+        sliced = DiffusersBackend(
+            tiny_sd15, device="cpu", steps=2, guidance=0.0, memory_level="attention_slicing"
+        )
+        pipe = sliced.load()
+        assert _sliced(pipe)
+        got = sliced.diffuse(_request(**_ip(models, ref)))[0]
+        sliced.diffuse(_request())
+        assert _sliced(pipe)  # slicing is back once the adapter is unloaded
+        sliced.unload()
+        # out of memory with the adapter loaded: the step down to attention slicing keeps it
+        backend = DiffusersBackend(tiny_sd15, device="cpu", steps=2, guidance=0.0)
+        backend.diffuse(_request(**_ip(models, ref)))
+        pipe = backend.load()
+        raised: list[bool] = []
+
+        def oom_once(module: object, args: object) -> None:
+            if not raised:
+                raised.append(True)
+                raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+        handle = pipe.unet.register_forward_pre_hook(oom_once)
+        try:
+            after_oom = backend.diffuse(_request(**_ip(models, ref)))[0]
+        finally:
+            handle.remove()
+        stats = backend.stats()
+        backend.unload()
+    assert raised == [True] and stats["memory_level"] == "attention_slicing"
+    assert stats["ip_adapter_loads"] == 2  # loaded again after the step down
+    assert _diff(got, expected) <= 1 and _diff(after_oom, expected) <= 1
+    assert _diff(expected, plain) > 10
+
+
 def test_ip_adapter_with_img2img_and_a_batch(backend: DiffusersBackend, models: Path) -> None:
     with one_torch_thread():
         ref = _reference(1)
