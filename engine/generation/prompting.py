@@ -53,6 +53,7 @@ from types import MappingProxyType
 from typing import Any
 
 from engine.errors import ParameterError
+from engine.resources import resources_dir
 
 __all__ = [
     "CLIP_MAX_TOKENS",
@@ -76,7 +77,7 @@ log = logging.getLogger(__name__)
 #: The CLIP text encoder's context, start and end tokens included.
 CLIP_MAX_TOKENS = 77
 #: Shipped presets: ``directors/*.toml`` and ``genres/*.toml``.
-STYLES_DIR = Path(__file__).resolve().parents[2] / "resources" / "styles"
+STYLES_DIR = resources_dir("styles")
 #: Names of the upscale presets a request may ask for (see ``engine.generation.upscale``).
 UPSCALE_PRESETS = ("web", "high_quality", "broadcast")
 

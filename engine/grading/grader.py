@@ -63,6 +63,7 @@ from engine.grading.lut import INTERPOLATIONS, Lut, PackedCube, apply_lut, load_
 from engine.grading.params import reject_unknown_keys
 from engine.grading.primary import PrimaryCorrection, apply_primary, saturation_matrix
 from engine.grading.secondary import SecondaryCorrection, apply_secondary
+from engine.resources import resources_dir
 
 __all__ = [
     "CUBE_CACHE_SIZE",
@@ -77,7 +78,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 STAGES: dict[int, str] = {1: "primary", 2: "secondary", 3: "look", 4: "finishing"}
-LOOKS_DIR = Path(__file__).resolve().parents[2] / "resources" / "looks"
+LOOKS_DIR = resources_dir("looks")
 CUBE_CACHE_SIZE = 3
 # Stages 1-3 together are evaluated on every 3rd 8-bit level (86^3 points) and
 # interpolated in between: a second instead of several, within 1/255 of exact.

@@ -17,10 +17,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from engine.errors import ParameterError
+from engine.resources import resources_dir
 
 __all__ = ["SD_RESOURCES", "pipeline_config_dir", "tokenizer_dir"]
 
-SD_RESOURCES = Path(__file__).resolve().parents[3] / "resources" / "sd"
+SD_RESOURCES = resources_dir("sd")
 # SD 2.x is identified but has no shipped configuration (yet): it needs the v-prediction
 # schedule of the 768 model or the epsilon one of the 512 base, which the weights do not tell.
 _SHIPPED = ("sd15", "sdxl")

@@ -32,6 +32,7 @@ from typing import Any
 from engine.atomic_files import atomic_write_text
 from engine.errors import ModelError, ParameterError
 from engine.generation.model_manager.identify import FAMILIES, KINDS
+from engine.resources import models_catalogue_dir
 
 __all__ = [
     "MANIFEST_NAME",
@@ -60,7 +61,7 @@ _HEADER = (
 
 def catalogue_path() -> Path:
     """The manifest shipped in the repository (``models/manifest.toml``): the pull catalogue."""
-    return Path(__file__).resolve().parents[3] / "models" / MANIFEST_NAME
+    return models_catalogue_dir() / MANIFEST_NAME
 
 
 def sha256_file(path: Path | str, *, progress: Callable[[int, int], None] | None = None) -> str:
