@@ -584,6 +584,30 @@ class Project:
         finally:
             self.database.close()  # this thread's connection
 
+    # -- export and import (engine/security/archive.py) -----------------------------
+
+    def export_archive(self, archive: Path | str) -> Path:
+        """Save, then write the project to ``archive`` (``.zip`` or ``.tar.gz``) atomically."""
+        from engine.security.archive import export_archive
+
+        with self._lock:
+            self._check_open()
+            self.save()
+            return export_archive(self.path, archive)
+
+    @classmethod
+    def import_archive(cls, archive: Path | str, dest: Path | str, **limits: int) -> Project:
+        """Unpack an exported project into the new folder ``dest`` safely and open it.
+
+        Path traversal, links out of the project, device files and zip bombs are refused
+        with :class:`~engine.security.errors.UnsafeArchiveError` or
+        :class:`~engine.security.errors.ArchiveTooLargeError`; nothing is written outside
+        ``dest`` (``limits``: ``max_total_bytes``, ``max_members``).
+        """
+        from engine.security.archive import import_archive
+
+        return cls.open(import_archive(archive, dest, **limits))
+
     # -- backups --------------------------------------------------------------------
 
     def list_backups(self) -> list[Path]:

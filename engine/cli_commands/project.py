@@ -1,4 +1,4 @@
-"""``apex-director project new|open|info|backup``: project folders.
+"""``apex-director project new|open|info|backup|export|import``: project folders.
 
 A project is a folder with ``project.apex.json``, ``apex.db``, ``assets/``,
 ``renders/``, ``cache/`` and ``backups/`` (docs/projects-and-assets.md).
@@ -44,6 +44,15 @@ def register(subparsers: Any) -> None:
     info.add_argument("--json", action="store_true", help="print JSON")
     backup = sub.add_parser("backup", help="back up the project file and database now")
     backup.add_argument("path", type=Path, nargs="?", default=Path("."), help="default: here")
+    export = sub.add_parser("export", help="write the project to a .zip or .tar.gz archive")
+    export.add_argument("path", type=Path, help="the project folder")
+    export.add_argument("archive", type=Path, help="the archive to write (.zip, .tar.gz)")
+    imported = sub.add_parser(
+        "import",
+        help="unpack an exported project into a new folder (refuses unsafe archives)",
+    )
+    imported.add_argument("archive", type=Path, help="the .zip or tar archive")
+    imported.add_argument("dest", type=Path, help="the new project folder")
     parser.set_defaults(handler=run)
 
 
@@ -87,5 +96,14 @@ def run(args: argparse.Namespace) -> int:
             folder = project.backup()
             kept = len(project.list_backups())
         print(f"backed up to {folder} ({kept} backups kept)")
+        return 0
+    if action == "export":
+        with Project.open(args.path) as project:
+            written = project.export_archive(args.archive)
+        print(f"exported {project.name!r} to {written}")
+        return 0
+    if action == "import":
+        with Project.import_archive(args.archive, args.dest) as project:
+            print(f"imported project {project.name!r} into {project.path} (id {project.id})")
         return 0
     raise AssertionError(f"unhandled project action {action}")  # argparse prevents this

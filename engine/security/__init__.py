@@ -1,0 +1,21 @@
+"""Security helpers: safe project import/export, encryption at rest (docs/security.md).
+
+Nothing heavy is imported here; ``cryptography`` is imported lazily by
+:mod:`engine.security.crypto` when a project is encrypted.
+"""
+
+from engine.security.errors import (
+    ArchiveError,
+    ArchiveTooLargeError,
+    DecryptionError,
+    EncryptionUnavailableError,
+    UnsafeArchiveError,
+)
+
+__all__ = [
+    "ArchiveError",
+    "ArchiveTooLargeError",
+    "DecryptionError",
+    "EncryptionUnavailableError",
+    "UnsafeArchiveError",
+]
