@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install demo test lint format clean
+.PHONY: install demo test lint format clean docs bundle bundle-smoke
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,13 @@ lint: $(STAMP)
 
 test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/python -m pytest
+
+# The user and developer guides and the engine.api reference (from the docstrings) as
+# HTML in docs/_build/html; any warning fails the build.
+docs: $(STAMP)
+	$(BIN)/python -c 'import sphinx, myst_parser' 2>/dev/null || \
+		$(BIN)/python -m pip install --quiet 'sphinx>=7.2' 'myst-parser>=3'
+	$(BIN)/python -m sphinx -b html -E -W --keep-going -q docs docs/_build/html
 
 format: $(STAMP)
 	$(BIN)/ruff format .

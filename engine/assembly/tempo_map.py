@@ -127,7 +127,7 @@ class TempoMap:
 
     Parameters
     ----------
-    beats : sequence of (time, bar, beat)
+    beats : sequence of tuple of (float, int, int)
         Beat times in seconds (strictly increasing) with their 1-based bar and beat
         numbers, as :class:`~engine.audio.types.BeatMarker` has them.  At least two.
     beats_per_bar : int

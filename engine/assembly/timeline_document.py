@@ -817,9 +817,9 @@ def timeline_from_plan(
         tempo map.
     fps : Fraction, float or str
         The frame rate (``"30000/1001"`` for 29.97).
-    still_paths : sequence of path
+    still_paths : sequence of str or Path
         One still per shot.
-    audio_path : path, optional
+    audio_path : str or Path, optional
         The song, for the audio track.
     motion_amount, beat_pulse, transition_seconds : float
         ``render.motion_amount``, ``render.beat_pulse`` and ``render.crossfade_seconds``:
