@@ -174,8 +174,65 @@ class AssetManager:
         self._bucket = TokenBucket("asset_operations", self.config["asset_operations_per_minute"])
         self._projects: dict[str, Project] = {}
         self._current: Project | None = None
+        self._ciphers: dict[str, Any] = {}  # project id -> ProjectCipher (encrypted projects)
         if (self.base_dir / PROJECT_FILE).exists():
             self.open_project(self.base_dir)
+
+    # -- encryption at rest (engine/security/crypto.py) ------------------------------
+
+    def encrypt_project(self, passphrase: str | None = None, project_id: str | None = None) -> None:
+        """Encrypt the project's asset files from now on (AES-256-GCM; docs/security.md).
+
+        Assets already stored stay as they are; new ones are sealed.  Without a
+        passphrase the key is kept in the OS keyring (the ``keyring`` package).
+        """
+        from engine.security.crypto import enable_encryption
+
+        project = self.project(project_id)
+        self._ciphers[project.id] = enable_encryption(
+            project.path, passphrase=passphrase, project_id=project.id
+        )
+
+    def unlock_project(self, passphrase: str | None = None, project_id: str | None = None) -> None:
+        """Give the key of an encrypted project; a wrong one raises ``DecryptionError``."""
+        from engine.security.crypto import open_cipher
+
+        project = self.project(project_id)
+        self._ciphers[project.id] = open_cipher(project.path, passphrase=passphrase)
+
+    def _cipher_for(self, project: Project) -> Any:
+        """The project's cipher, None when it is not encrypted; refuses a locked one."""
+        cipher = self._ciphers.get(project.id)
+        if cipher is None and (project.path / "encryption.json").is_file():
+            from engine.security.errors import DecryptionError
+
+            raise DecryptionError(
+                project.name, reason="the project is encrypted and locked: call unlock_project"
+            )
+        return cipher
+
+    def read_asset_bytes(self, asset_path: Path | str) -> bytes:
+        """An asset's bytes (decrypted when the project is encrypted).
+
+        Raises
+        ------
+        DecryptionError
+            Wrong key, or the file was altered (one flipped byte is enough).
+        """
+        self._bucket.acquire()
+        project, record = self._locate(asset_path)
+        path = self._record_path(project, record.rel_path, follow_links=True)
+        blob = path.read_bytes()
+        from engine.security.crypto import MAGIC
+
+        if not blob.startswith(MAGIC):
+            return blob
+        cipher = self._cipher_for(project)
+        if cipher is None:  # an encrypted file in a project that is not (any longer)
+            from engine.security.errors import DecryptionError
+
+            raise DecryptionError(record.rel_path, reason="encrypted, and no key was given")
+        return cipher.decrypt_asset(blob, record.rel_path, record.content_hash)
 
     @staticmethod
     def _validated_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -404,6 +461,9 @@ class AssetManager:
             data = None
             size = source_path.stat().st_size
             digest = _hash_file(source_path)
+        if data is None and self._cipher_for(project) is not None:  # sealed from memory
+            data = source_path.read_bytes()
+            size, digest = len(data), hashlib.sha256(data).hexdigest()
 
         tags = _clean_tags("tags", asset_data.get("tags"))
         m = project.models
@@ -411,7 +471,7 @@ class AssetManager:
         if existing is not None:
             target = self._record_path(project, existing.rel_path, follow_links=True)
             if not target.exists():  # the file was lost: put it back
-                self._write_content(target, data, source_path, digest)
+                self._write_content(target, data, source_path, digest, project=project)
             if tags:
                 with project.database.write():
                     self._set_tags(project, existing.id, tags, replace=False)
@@ -435,7 +495,7 @@ class AssetManager:
         target = project.path / rel
         written = False
         if not target.exists():  # else: a file of a killed store, same bytes by its name
-            self._write_content(target, data, source_path, digest)
+            self._write_content(target, data, source_path, digest, project=project)
             written = True
         phash = None
         if mime.startswith("image/"):
@@ -526,8 +586,18 @@ class AssetManager:
         return extension
 
     def _write_content(
-        self, target: Path, data: bytes | None, source: Path | None, digest: str
+        self,
+        target: Path,
+        data: bytes | None,
+        source: Path | None,
+        digest: str,
+        *,
+        project: Project | None = None,
     ) -> None:
+        cipher = None if project is None else self._cipher_for(project)
+        if cipher is not None and data is not None:
+            rel = target.relative_to(project.path).as_posix()  # type: ignore[union-attr]
+            data = cipher.encrypt_asset(data, rel, digest)
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(target) as tmp:
