@@ -47,5 +47,17 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# PyInstaller one-folder build of the CLI and GUI (draft/stills/QC/GUI; no torch): see
+# packaging/README.md.  dist/apex-director/{apex-director,apex-director-gui}.
+bundle: $(STAMP)
+	@$(BIN)/python -c 'import PyInstaller' 2>/dev/null || \
+		$(BIN)/python -m pip install --quiet -e '.[package]'
+	$(BIN)/pyinstaller --noconfirm --log-level WARN packaging/apex_director.spec \
+		--distpath dist --workpath build/pyinstaller
+	packaging/smoke_test.sh dist/apex-director
+
+bundle-smoke:
+	packaging/smoke_test.sh dist/apex-director
+
 clean:
-	rm -rf out .pytest_cache .ruff_cache
+	rm -rf out .pytest_cache .ruff_cache build/pyinstaller dist/apex-director

@@ -74,16 +74,17 @@ def check_data_root() -> Path:
     AssetError
         When no candidate folder has ``resources/``: the installation is incomplete.
     """
-    root = data_root()
-    if not (root / "resources").is_dir():
-        tried = ", ".join(str(c) for c in _candidates())
-        raise AssetError(
-            f"the shipped resources/ folder was not found (looked in {tried}); reinstall "
-            f"APEX Director or set {DATA_ENV} to the folder that holds resources/",
-            asset_path=root / "resources",
-            operation="locate",
-        )
-    return root
+    candidates = _candidates()
+    for root in candidates:
+        if (root / "resources").is_dir():
+            return root
+    tried = ", ".join(str(c) for c in candidates)
+    raise AssetError(
+        f"the shipped resources/ folder was not found (looked in {tried}); reinstall "
+        f"APEX Director or set {DATA_ENV} to the folder that holds resources/",
+        asset_path=candidates[0] / "resources",
+        operation="locate",
+    )
 
 
 def resources_dir(*parts: str) -> Path:
