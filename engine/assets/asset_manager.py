@@ -43,6 +43,7 @@ from engine.assets.project import PROJECT_FILE, Project
 from engine.assets.rate_limit import TokenBucket
 from engine.atomic_files import atomic_path
 from engine.errors import AssetError, MediaInputError, ParameterError
+from engine.security.api_keys import LOCAL, Permission, Principal, requires
 from engine.storage import DEFAULT_BUSY_TIMEOUT_S, DiskFullError
 
 __all__ = ["DEFAULT_ASSET_CONFIG", "AssetManager"]
@@ -175,11 +176,15 @@ class AssetManager:
         self._projects: dict[str, Project] = {}
         self._current: Project | None = None
         self._ciphers: dict[str, Any] = {}  # project id -> ProjectCipher (encrypted projects)
+        # Who calls (engine/security/api_keys.py): the local user unless APEXDirector
+        # was given an API key.  Writes need "write", encryption "admin".
+        self.principal: Principal = LOCAL
         if (self.base_dir / PROJECT_FILE).exists():
             self.open_project(self.base_dir)
 
     # -- encryption at rest (engine/security/crypto.py) ------------------------------
 
+    @requires(Permission.ADMIN, "encrypt_project")
     def encrypt_project(self, passphrase: str | None = None, project_id: str | None = None) -> None:
         """Encrypt the project's asset files from now on (AES-256-GCM; docs/security.md).
 
@@ -211,6 +216,7 @@ class AssetManager:
             )
         return cipher
 
+    @requires(Permission.READ, "read_asset_bytes")
     def read_asset_bytes(self, asset_path: Path | str) -> bytes:
         """An asset's bytes (decrypted when the project is encrypted).
 
@@ -404,6 +410,7 @@ class AssetManager:
 
     # -- storing --------------------------------------------------------------------
 
+    @requires(Permission.WRITE, "store_asset")
     def store_asset(self, asset_data: dict[str, Any], project_id: str | None = None) -> Path:
         """Store an asset (bytes or a file to import) with its metadata.
 
@@ -794,6 +801,7 @@ class AssetManager:
                 log.warning("skipping a bad asset record: %s", err)
         return found
 
+    @requires(Permission.READ, "get_asset_metadata")
     def get_asset_metadata(self, asset_path: Path | str) -> dict[str, Any]:
         """Everything recorded about an asset (given by its path or content hash).
 
@@ -831,6 +839,7 @@ class AssetManager:
             "exists": path.exists(),
         }
 
+    @requires(Permission.WRITE, "update_asset_metadata")
     def update_asset_metadata(self, asset_path: Path | str, updates: dict[str, Any]) -> bool:
         """Change an asset's description fields, tags or metadata.
 
@@ -1054,6 +1063,7 @@ class AssetManager:
             "requests_per_minute": self._bucket.per_minute,
         }
 
+    @requires(Permission.WRITE, "cleanup_temp_files")
     def cleanup_temp_files(self, max_age_hours: float = 24) -> int:
         """Delete temporary files older than ``max_age_hours`` that killed writes left.
 
@@ -1083,6 +1093,13 @@ class AssetManager:
                     continue
                 except OSError as err:
                     log.warning("cannot remove %s: %s", path, err)
+            with project.database.write():
+                project.models.AuditLog.create(
+                    timestamp=time.time(),
+                    action="asset.cleanup",
+                    target=project.id,
+                    details={"max_age_hours": max_age_hours},
+                )
         if removed:
             log.info("removed %d temporary files", removed)
         return removed

@@ -623,7 +623,15 @@ class Project:
                 _check_and_migrate(self.path / PROJECT_FILE, _parse(self.path / PROJECT_FILE, raw))
             except (OSError, ProjectFileError):
                 raw = _encode(self._document)
-            return self._make_backup(raw)
+            folder = self._make_backup(raw)
+            with self.database.write():
+                self.models.AuditLog.create(
+                    timestamp=time.time(),
+                    action="project.backup",
+                    target=self.id,
+                    details={"folder": folder.name},
+                )
+            return folder
 
     def _backup_due(self) -> bool:
         backups = self.list_backups()

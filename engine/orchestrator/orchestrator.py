@@ -92,6 +92,7 @@ from engine.orchestrator.job_queue import (
     RetryPolicy,
     worker_id,
 )
+from engine.security.api_keys import LOCAL, Permission, Principal, requires
 from engine.storage import DatabaseLockedError, StorageError
 
 __all__ = [
@@ -272,6 +273,8 @@ class APEXOrchestrator:
         )
         self.worker = worker_id()
         self._handlers: dict[str, Handler] = {}
+        # Who calls (engine/security/api_keys.py): jobs need "execute".
+        self.principal: Principal = LOCAL
         from engine.orchestrator.handlers import builtin_handlers
 
         for kind, handler in builtin_handlers().items():
@@ -450,6 +453,7 @@ class APEXOrchestrator:
         "id"}`` (``kind`` required); returns its id."""
         return (await self.submit_batch([job_request]))[0]
 
+    @requires(Permission.EXECUTE, "submit_job")
     async def submit_batch(self, job_requests: list[dict[str, Any]]) -> list[str]:
         """Queue several jobs in one transaction (all or none); returns their ids.
 
@@ -477,6 +481,7 @@ class APEXOrchestrator:
         job = await asyncio.to_thread(self.queue.get, job_id)
         return job.to_dict()
 
+    @requires(Permission.EXECUTE, "cancel_job")
     async def cancel_job(self, job_id: str) -> bool:
         """Cancel a queued or running job (and its dependents); ``False`` if it had finished.
 
@@ -486,6 +491,7 @@ class APEXOrchestrator:
         before = await asyncio.to_thread(self.queue.states, [job_id, *dependents])
         if not await asyncio.to_thread(self.queue.cancel, job_id):
             return False
+        await asyncio.to_thread(self._audit, "job.cancel", job_id)
         running = self._running.get(job_id)
         if running is not None:
             running.cancel_event.set()
@@ -497,9 +503,11 @@ class APEXOrchestrator:
         await self._notify_finished()
         return True
 
+    @requires(Permission.EXECUTE, "retry_job")
     async def retry_job(self, job_id: str) -> dict[str, Any]:
         """Queue a failed, cancelled or quarantined job again (with its dependents)."""
         job = await asyncio.to_thread(self.queue.retry_job, job_id)
+        await asyncio.to_thread(self._audit, "job.retry", job_id)
         self._emit(JobQueued(job_id=job.id, kind=job.kind))
         if self._wake is not None:
             self._wake.set()
@@ -540,6 +548,13 @@ class APEXOrchestrator:
 
     # -- checkpoints ----------------------------------------------------------------
 
+    def _audit(self, action: str, target: str, details: dict[str, Any] | None = None) -> None:
+        with self.project.database.write():
+            self.queue.models.AuditLog.create(
+                timestamp=time.time(), action=action, target=target, details=details or {}
+            )
+
+    @requires(Permission.EXECUTE, "create_checkpoint")
     async def create_checkpoint(
         self, name: str, description: str = "", jobs: list[dict[str, Any]] | None = None
     ) -> str:
@@ -572,6 +587,7 @@ class APEXOrchestrator:
 
         return await asyncio.to_thread(save)
 
+    @requires(Permission.EXECUTE, "restore_from_checkpoint")
     async def restore_from_checkpoint(self, checkpoint_id: str) -> bool:
         """Put every job of the checkpoint back in the state it had then.
 

@@ -10,13 +10,20 @@ schema of :data:`engine.storage.migrations.LATEST_VERSION`.
 
 from __future__ import annotations
 
+import contextvars
 import json
 from dataclasses import dataclass
 from typing import Any
 
 import peewee
 
-__all__ = ["JSONField", "Models", "bind_models"]
+__all__ = ["AUDIT_ACTOR", "JSONField", "Models", "bind_models"]
+
+# Who the audit_log rows written in this context are by: "local" (the desktop user, the CLI
+# without a key) or an API key's id (engine/security/api_keys.py sets it per call).
+AUDIT_ACTOR: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "apex_audit_actor", default="local"
+)
 
 
 class JSONField(peewee.TextField):
@@ -122,6 +129,7 @@ def bind_models(db: peewee.Database) -> Models:
         action = peewee.CharField()
         target = peewee.CharField(default="")
         details = JSONField(default=dict)
+        actor = peewee.CharField(default=AUDIT_ACTOR.get)  # migration 2
 
     class ProjectState(Base):
         key = peewee.CharField(primary_key=True)

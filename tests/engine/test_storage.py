@@ -42,7 +42,8 @@ def test_new_database_has_wal_pragmas_and_schema(tmp_path: Path) -> None:
         assert {"schema_version", "asset", "tag", "asset_tag", "asset_fts", "job"} <= tables
         assert {"checkpoint", "audit_log", "project_state"} <= tables
         rows = db.execute_sql("SELECT version, name FROM schema_version").fetchall()
-        assert rows == [(1, "initial")] and db.schema_version() == LATEST_VERSION
+        assert rows[0] == (1, "initial") and len(rows) == LATEST_VERSION
+        assert rows == sorted(rows) and db.schema_version() == LATEST_VERSION
     finally:
         db.close()
 
@@ -52,7 +53,7 @@ def test_reopening_does_not_migrate_again(tmp_path: Path) -> None:
     open_database(path).close()
     db = open_database(path)
     try:
-        assert db.execute_sql("SELECT count(*) FROM schema_version").fetchone()[0] == 1
+        assert db.execute_sql("SELECT count(*) FROM schema_version").fetchone()[0] == LATEST_VERSION
     finally:
         db.close()
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from engine.storage.migrations import m0001_initial
+from engine.storage.migrations import m0001_initial, m0002_api_keys_audit_actor
 
 __all__ = ["LATEST_VERSION", "MIGRATIONS"]
 
-MIGRATIONS: tuple[ModuleType, ...] = (m0001_initial,)
+MIGRATIONS: tuple[ModuleType, ...] = (m0001_initial, m0002_api_keys_audit_actor)
 LATEST_VERSION: int = MIGRATIONS[-1].VERSION
 
 # Numbers must run 1, 2, 3... without gaps; a mistake here is caught on import.
