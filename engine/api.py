@@ -81,6 +81,12 @@ from engine.qa import (
     StandardResult,
     VideoOptions,
 )
+from engine.security.errors import (
+    ArchiveError,
+    ArchiveTooLargeError,
+    DecryptionError,
+    UnsafeArchiveError,
+)
 
 __all__ = [
     "ANALYZER_VERSION",
@@ -91,6 +97,8 @@ __all__ = [
     "APEXDirector",
     "APEXDirectorError",
     "APEXOrchestrator",
+    "ArchiveError",
+    "ArchiveTooLargeError",
     "Artifact",
     "AssemblyError",
     "AssemblyJob",
@@ -114,6 +122,7 @@ __all__ = [
     "ConfigManager",
     "ConfigurationError",
     "CorruptModelError",
+    "DecryptionError",
     "DeviceInfo",
     "DiffusersBackend",
     "DiffusionRequest",
@@ -122,6 +131,7 @@ __all__ = [
     "FrameServer",
     "GenerationError",
     "GenerationRequest",
+    "InvalidApiKeyError",
     "JobCancelled",
     "JobEvent",
     "JobFailed",
@@ -139,6 +149,8 @@ __all__ = [
     "ModelInfo",
     "MusicalPosition",
     "ParameterError",
+    "Permission",
+    "PermissionDeniedError",
     "Project",
     "QualityIssue",
     "QualityReport",
@@ -158,6 +170,7 @@ __all__ = [
     "TimelineMismatchError",
     "Track",
     "TransitionSpec",
+    "UnsafeArchiveError",
     "UserInputError",
     "VideoAssembler",
     "VideoOptions",
@@ -188,6 +201,9 @@ _LAZY = {
     "AssetManager": "engine.assets",
     "Project": "engine.assets",
     "APEXDirector": "engine.orchestrator.facade",
+    "InvalidApiKeyError": "engine.security.api_keys",
+    "Permission": "engine.security.api_keys",
+    "PermissionDeniedError": "engine.security.api_keys",
     "APEXOrchestrator": "engine.orchestrator.orchestrator",
     "EngineThread": "engine.orchestrator.engine_thread",
     # the preview frame server brings in the frame renderer (OpenCV on first frame)
@@ -206,6 +222,7 @@ if TYPE_CHECKING:
     from engine.orchestrator.facade import APEXDirector
     from engine.orchestrator.orchestrator import APEXOrchestrator
     from engine.orchestrator.render_jobs import prepare_render
+    from engine.security.api_keys import InvalidApiKeyError, Permission, PermissionDeniedError
 
 
 def __getattr__(name: str) -> object:
