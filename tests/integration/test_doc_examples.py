@@ -34,6 +34,7 @@ FENCE = re.compile(r"^```(\w+)\s*$")
 NO_TEST = re.compile(r"^<!--\s*no-test(?::(?P<reason>.*?))?\s*-->\s*$")
 CLI_NAMES = ("apex-director", ".venv/bin/apex-director")
 EXAMPLE_TIMEOUT_S = 30
+SPHINX_BUILD = (sys.executable, "-m", "sphinx", "-b", "html", "-E", "-W", "--keep-going", "-q")
 
 
 @dataclass(frozen=True)
@@ -183,3 +184,18 @@ def test_cli_example_parses(block: Block) -> None:
         assert help_exit.value.code == 0 and sub_command in help_text.getvalue(), (
             f"{block.where}: `apex-director {sub_command} --help` failed"
         )
+
+
+def test_docs_build_without_warnings(tmp_path: Path) -> None:
+    """``make docs``'s build: the pages and the engine.api reference, warnings as errors."""
+    pytest.importorskip("sphinx", reason="the docs extra is not installed")
+    pytest.importorskip("myst_parser", reason="the docs extra is not installed")
+    result = subprocess.run(
+        [*SPHINX_BUILD, str(ROOT / "docs"), str(tmp_path / "html")],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (tmp_path / "html" / "api.html").is_file()
