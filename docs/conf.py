@@ -13,7 +13,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import engine.api  # noqa: E402
 from engine import __version__  # noqa: E402
+
+# engine.api imports its project/asset classes lazily (PEP 562 ``__getattr__``) so that
+# ``import engine.api`` stays light; autodoc finds members with ``dir()``, so load every
+# name of ``__all__`` here (in the docs build only) for the reference to include them all.
+for _name in engine.api.__all__:
+    setattr(engine.api, _name, getattr(engine.api, _name))
 
 project = "APEX Director"
 author = "APEX Director contributors"
@@ -57,5 +64,15 @@ def _add_optional_pages(app: object, docname: str, source: list[str]) -> None:
         source[0] = source[0].replace("\npackaging\n", "\npackaging\n" + "\n".join(present) + "\n")
 
 
+def _drop_builtin_docstrings(  # noqa: PLR0917 (Sphinx passes these positionally)
+    app: object, what: str, name: str, obj: object, options: object, lines: list[str]
+) -> None:
+    # A constant (a str, tuple or dict) has its type's docstring ("str(object='') -> str
+    # ..."); api.md describes each constant itself.
+    if what == "data" and getattr(obj, "__doc__", None) == getattr(type(obj), "__doc__", None):
+        lines.clear()
+
+
 def setup(app: object) -> None:
     app.connect("source-read", _add_optional_pages)  # type: ignore[attr-defined]
+    app.connect("autodoc-process-docstring", _drop_builtin_docstrings)  # type: ignore[attr-defined]
