@@ -197,6 +197,23 @@ def test_tiled_output_equals_untiled(models_dir: Path) -> None:
     assert int(np.abs(whole.astype(int) - tiled).max()) <= 1
 
 
+def test_rounding_on_the_device_equals_rounding_the_float_output(models_dir: Path) -> None:
+    """``run_tiled(as_uint8=True)`` (what ``upscale_image`` uses, so a GPU hands back uint8)
+    gives exactly the bytes of the float output rounded on the CPU."""
+    pytest.importorskip("torch")
+    from engine.generation.upscale.upscaler import load_upscaler, resolve_upscaler, run_tiled
+
+    loaded = load_upscaler(resolve_upscaler("animevideov3", models_dir), device="cpu")
+    floats = scene(40, 48, seed=3).astype(np.float32) / 255.0
+    options = {"scale": loaded.scale, "tile": 24, "tile_pad": 8}
+    as_float, tiles = run_tiled(floats, loaded.descriptor, **options)
+    as_bytes, _ = run_tiled(floats, loaded.descriptor, as_uint8=True, **options)
+    assert tiles == 4 and as_bytes.dtype == np.uint8
+    np.testing.assert_array_equal(
+        as_bytes, np.clip(as_float * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    )
+
+
 def test_tiled_x4plus_meets_without_seams(models_dir: Path) -> None:
     """The 23-block RRDB sees far: with the default 64 px of context its tiles still meet
     within 1/255.  A 136 px strip in 46 px tiles has seams inside the image (at 28 and
