@@ -162,6 +162,10 @@ def test_conditioning_is_img2img_unless_ip_adapter_weights_exist(
     assert characters.conditioning_for(cid)["seed"] == cond["seed"]  # fixed per character
     (models / "ip_adapters").mkdir(parents=True)
     (models / "ip_adapters" / "ip-adapter_sd15.safetensors").write_bytes(b"x")
+    cond = characters.conditioning_for(cid)  # weights but no CLIP image encoder: img2img
+    assert cond["method"] == "img2img" and "encoder" in cond["fallback_reason"]
+    (models / "clip" / "x").mkdir(parents=True)
+    (models / "clip" / "x" / "config.json").write_text("{}")
     cond = characters.conditioning_for(cid)
     assert cond["method"] == "ip_adapter"
     assert cond["ip_adapter"].name == "ip-adapter_sd15.safetensors"
