@@ -49,6 +49,7 @@ from __future__ import annotations
 import gc
 import logging
 import math
+import sys
 import threading
 import time
 import weakref
@@ -117,6 +118,15 @@ FEW_STEP_STEPS = 4
 # One pipeline resident per process: the backend that holds it.
 _RESIDENT_LOCK = threading.RLock()
 _RESIDENT: list[weakref.ReferenceType[DiffusersBackend]] = []  # zero or one entry
+
+
+def release_resident_pipeline() -> None:
+    """Unload the resident Stable Diffusion pipeline, if any, so another stage (the
+    upscaler) can have the device: one model resident at a time."""
+    with _RESIDENT_LOCK:
+        resident = _RESIDENT[0]() if _RESIDENT else None
+    if resident is not None:
+        resident.unload()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -392,6 +402,10 @@ class DiffusersBackend:
                 if other is not None and other is not self:
                     log.info("unloading %s to make room", other.model_path.name)
                     other.unload()
+            # ... and the upscaler of another stage gives the device back too.
+            upscaler = sys.modules.get("engine.generation.upscale.upscaler")
+            if upscaler is not None:
+                upscaler.release_upscaler()
             if not self.model_path.exists():
                 raise BackendError(
                     f"model not found: {self.model_path}; pass --model with a diffusers "

@@ -324,3 +324,25 @@ def test_model_names_resolve_in_our_and_a1111_layouts(
     # lookup is by name and still finds it
     assert found == a1111 / "Stable-diffusion" / "sub" / "other.safetensors"
     assert resolve_model_path("nothing", a1111) == Path("nothing")
+
+
+def test_one_model_resident_across_generate_and_upscale(
+    backend: DiffusersBackend, tmp_path: Path
+) -> None:
+    """The upscaler takes the device from a loaded pipeline, and the pipeline from the
+    upscaler: one model resident at a time across stages."""
+    from engine.generation.upscale import upscaler as upscaler_module
+    from engine.generation.upscale.upscaler import (
+        ensure_default_upscaler,
+        load_upscaler,
+        release_upscaler,
+    )
+
+    weights = ensure_default_upscaler(tmp_path / "models", "realesr-animevideov3")
+    backend.load()
+    assert backend.is_loaded
+    load_upscaler(weights, device="cpu")
+    assert not backend.is_loaded and upscaler_module._slot.loaded is not None
+    backend.load()
+    assert backend.is_loaded and upscaler_module._slot.loaded is None
+    release_upscaler()

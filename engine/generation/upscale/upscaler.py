@@ -33,6 +33,7 @@ plus a mild unsharp mask) produces the same sizes; the result dict says
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -374,6 +375,11 @@ def load_upscaler(path: Path | str, *, device: str = "auto", precision: str = "a
         if _slot.loaded is not None and _slot.loaded.key == key:
             return _slot.loaded
         _slot.loaded = None
+        # One model resident at a time across stages: a Stable Diffusion pipeline left
+        # by the generate stage is unloaded before the upscaler takes the device.
+        diffusers_backend = sys.modules.get("engine.generation.diffusers_backend")
+        if diffusers_backend is not None:
+            diffusers_backend.release_resident_pipeline()
         state = load_state_dict(path)
         try:
             descriptor = ModelLoader().load_from_state_dict(canonicalize_state_dict(state))
