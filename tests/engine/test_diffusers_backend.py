@@ -346,3 +346,33 @@ def test_one_model_resident_across_generate_and_upscale(
     backend.load()
     assert backend.is_loaded and upscaler_module._slot.loaded is None
     release_upscaler()
+
+
+def test_sdxl_folder_generates_through_the_sdxl_pipeline(tmp_path: Path) -> None:
+    """A (tiny) SDXL diffusers folder, built from the shipped SDXL configs with random
+    weights and saved to disk, loads as the SDXL pipeline and runs through it
+    (two text encoders, size conditioning); same seed, same pixels."""
+    import importlib.util
+
+    import torch
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location(
+        "gpu_generation", root / "benchmarks" / "gpu_generation.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    torch.manual_seed(0)
+    pipe = bench.build_random_pipeline("sdxl", device="cpu", dtype=torch.float32, tiny=True)
+    folder = tmp_path / "tiny-sdxl"
+    pipe.save_pretrained(folder)
+    sdxl = DiffusersBackend(folder, device="cpu", steps=STEPS)
+    try:
+        first = sdxl.txt2img(["a lighthouse"], seeds=[3], width=SIZE, height=SIZE, steps=STEPS)[0]
+        again = sdxl.txt2img(["a lighthouse"], seeds=[3], width=SIZE, height=SIZE, steps=STEPS)[0]
+        assert type(sdxl.load()).__name__ == "StableDiffusionXLPipeline"
+        assert first.shape == (SIZE, SIZE, 3) and first.dtype == np.uint8
+        np.testing.assert_array_equal(first, again)
+    finally:
+        sdxl.unload()
