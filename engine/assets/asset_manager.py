@@ -97,6 +97,7 @@ _CATEGORY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,39}$")
 _EXTENSION = re.compile(r"^[a-z0-9]{1,10}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
+_SEALED_STATE = "encryption.sealed"  # project_state key: every asset sealed
 # With a limit, full-text results are ranked among the newest this many matches.
 RANK_WINDOW = 1000
 
@@ -186,24 +187,118 @@ class AssetManager:
 
     @requires(Permission.ADMIN, "encrypt_project")
     def encrypt_project(self, passphrase: str | None = None, project_id: str | None = None) -> None:
-        """Encrypt the project's asset files from now on (AES-256-GCM; docs/security.md).
+        """Encrypt the project's asset files and sensitive metadata (AES-256-GCM).
 
-        Assets already stored stay as they are; new ones are sealed.  Without a
-        passphrase the key is kept in the OS keyring (the ``keyring`` package).
+        New assets are sealed, and the assets already stored are sealed too (files,
+        description, prompt and metadata; see :meth:`_seal_existing` and docs/security.md).
+        Without a passphrase the key is kept in the OS keyring (the ``keyring`` package).
         """
         from engine.security.crypto import enable_encryption
 
         project = self.project(project_id)
-        self._ciphers[project.id] = enable_encryption(
-            project.path, passphrase=passphrase, project_id=project.id
-        )
+        cipher = enable_encryption(project.path, passphrase=passphrase, project_id=project.id)
+        self._ciphers[project.id] = cipher
+        self._seal_existing(project, cipher)
 
     def unlock_project(self, passphrase: str | None = None, project_id: str | None = None) -> None:
         """Give the key of an encrypted project; a wrong one raises ``DecryptionError``."""
         from engine.security.crypto import open_cipher
 
         project = self.project(project_id)
-        self._ciphers[project.id] = open_cipher(project.path, passphrase=passphrase)
+        cipher = open_cipher(project.path, passphrase=passphrase)
+        self._ciphers[project.id] = cipher
+        state = project.models.ProjectState.get_or_none(
+            project.models.ProjectState.key == _SEALED_STATE
+        )
+        if state is None or state.value is not True:  # an interrupted encrypt_project
+            log.warning(
+                "%s: finishing the sealing of assets stored before encryption", project.name
+            )
+            self._seal_existing(project, cipher)
+
+    def _seal_existing(self, project: Project, cipher: Any) -> None:
+        """Seal the assets stored before encryption was enabled; safe to interrupt.
+
+        Each clear file is replaced by its sealed version atomically (a file is either
+        clear or sealed, and reads tell them apart by ``MAGIC``); then one database
+        transaction seals every clear description, prompt and metadata object, drops
+        their text from the full-text index and records ``encryption.sealed``.  A crash
+        or error at any point leaves everything readable with the key, and
+        :meth:`unlock_project` resumes the work while ``encryption.sealed`` is missing.
+        """
+        from engine.security.crypto import MAGIC, is_sealed_metadata, is_sealed_text
+
+        m = project.models
+        records = list(m.Asset.select())
+        for record in records:
+            path = self._record_path(project, record.rel_path, follow_links=True)
+            if not path.is_file():
+                log.warning("%s: missing asset file %s, not sealed", project.name, path)
+                continue
+            data = path.read_bytes()
+            if data.startswith(MAGIC):
+                continue
+            if hashlib.sha256(data).hexdigest() != record.content_hash:
+                raise AssetError(
+                    f"{path} does not match its recorded hash, so it was not encrypted; "
+                    "restore it from a backup, then unlock the project again",
+                    asset_path=path,
+                    operation="encrypt",
+                )
+            sealed = cipher.encrypt_asset(data, record.rel_path, record.content_hash)
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(sealed)
+        now = time.time()
+        with project.database.write():
+            count = 0
+            for record in m.Asset.select():
+                fields: dict[str, Any] = {}
+                for name in ("description", "prompt"):
+                    value = getattr(record, name)
+                    if not is_sealed_text(value):
+                        fields[name] = cipher.seal_text(value, record.content_hash, name)
+                if not is_sealed_metadata(record.metadata):
+                    fields["metadata"] = cipher.seal_metadata(record.metadata, record.content_hash)
+                if fields:
+                    m.Asset.update(**fields).where(m.Asset.id == record.id).execute()
+                    self._reindex(project, record.id)
+                    count += 1
+            m.ProjectState.replace(key=_SEALED_STATE, value=True).execute()
+            m.AuditLog.create(
+                timestamp=now,
+                action="project.encrypt",
+                target=project.id,
+                details={"files": len(records), "records_sealed": count},
+            )
+        log.info("%s: %d asset record(s) sealed", project.name, count)
+
+    def _open_fields(self, project: Project, record: Any) -> dict[str, Any]:
+        """``description``, ``prompt`` and ``metadata`` of a record in the clear."""
+        from engine.security.crypto import is_sealed_metadata, is_sealed_text
+
+        values = {
+            "description": record.description,
+            "prompt": record.prompt,
+            "metadata": record.metadata,
+        }
+        sealed = (
+            is_sealed_text(values["description"])
+            or is_sealed_text(values["prompt"])
+            or is_sealed_metadata(values["metadata"])
+        )
+        if not sealed:
+            return values
+        cipher = self._cipher_for(project)
+        if cipher is None:
+            from engine.security.errors import DecryptionError
+
+            raise DecryptionError(
+                record.rel_path, reason="its metadata is encrypted, and no key was given"
+            )
+        for name in ("description", "prompt"):
+            values[name] = cipher.open_text(values[name], record.content_hash, name)
+        values["metadata"] = cipher.open_metadata(values["metadata"], record.content_hash)
+        return values
 
     def _cipher_for(self, project: Project) -> Any:
         """The project's cipher, None when it is not encrypted; refuses a locked one."""
@@ -509,14 +604,21 @@ class AssetManager:
             phash = image_phash(data if data is not None else target.read_bytes())
         now = time.time()
         name = asset_data.get("name") or (source_path.name if source_path else digest[:12])
+        description = str(asset_data.get("description") or "")
+        prompt = str(asset_data.get("prompt") or "")
+        cipher = self._cipher_for(project)
+        if cipher is not None:  # sensitive metadata is sealed too (docs/security.md)
+            description = cipher.seal_text(description, digest, "description")
+            prompt = cipher.seal_text(prompt, digest, "prompt")
+            metadata = cipher.seal_metadata(metadata, digest)
         try:
             with project.database.write():
                 record = m.Asset.create(
                     content_hash=digest,
                     rel_path=rel,
                     name=str(name),
-                    description=str(asset_data.get("description") or ""),
-                    prompt=str(asset_data.get("prompt") or ""),
+                    description=description,
+                    prompt=prompt,
                     category=category,
                     mime=mime,
                     size=size,
@@ -674,10 +776,15 @@ class AssetManager:
         ).fetchone()
         db.execute_sql("DELETE FROM asset_fts WHERE rowid = ?", (asset_id,))
         if row is not None:
+            from engine.security.crypto import is_sealed_text
+
+            # Sealed fields are not indexed: the index would hold their clear text.
+            description = "" if is_sealed_text(row[1]) else row[1]
+            prompt = "" if is_sealed_text(row[2]) else row[2]
             db.execute_sql(
                 "INSERT INTO asset_fts (rowid, name, description, tags, prompt) "
                 "VALUES (?, ?, ?, ?, ?)",
-                (asset_id, row[0], row[1], " ".join(self._tags_of(project, asset_id)), row[2]),
+                (asset_id, row[0], description, " ".join(self._tags_of(project, asset_id)), prompt),
             )
 
     # -- searching and reading ------------------------------------------------------
@@ -820,19 +927,20 @@ class AssetManager:
     def _describe(self, project: Project, record: Any) -> dict[str, Any]:
         path = self._record_path(project, record.rel_path, follow_links=True)
         phash = record.perceptual_hash
+        opened = self._open_fields(project, record)
         return {
             "path": path,
             "rel_path": record.rel_path,
             "project_id": project.id,
             "content_hash": record.content_hash,
             "name": record.name,
-            "description": record.description,
-            "prompt": record.prompt,
+            "description": opened["description"],
+            "prompt": opened["prompt"],
             "category": record.category,
             "mime": record.mime,
             "size": record.size,
             "tags": self._tags_of(project, record.id),
-            "metadata": record.metadata,
+            "metadata": opened["metadata"],
             "perceptual_hash": None if phash is None else f"{to_unsigned(phash):016x}",
             "created_at": _iso(record.created_at),
             "modified_at": _iso(record.modified_at),
@@ -871,7 +979,7 @@ class AssetManager:
                 raise ParameterError(key, updates[key], "a string")
         if "category" in updates and not _CATEGORY.match(str(updates["category"])):
             raise ParameterError("category", updates["category"], "lowercase letters, digits")
-        new_metadata = dict(record.metadata)
+        new_metadata = dict(self._open_fields(project, record)["metadata"])
         if "metadata" in updates:
             if not isinstance(updates["metadata"], dict):
                 raise ParameterError("metadata", updates["metadata"], "a dict")
@@ -887,12 +995,19 @@ class AssetManager:
         m = project.models
         now = time.time()
         with project.database.write():
-            fields = {
+            fields: dict[str, Any] = {
                 key: updates[key]
                 for key in ("name", "description", "prompt", "category", "mime")
                 if key in updates
             }
-            m.Asset.update(metadata=new_metadata, modified_at=now, **fields).where(
+            stored_metadata: dict[str, Any] = new_metadata
+            cipher = self._cipher_for(project)
+            if cipher is not None:
+                for key in ("description", "prompt"):
+                    if key in fields:
+                        fields[key] = cipher.seal_text(fields[key], record.content_hash, key)
+                stored_metadata = cipher.seal_metadata(new_metadata, record.content_hash)
+            m.Asset.update(metadata=stored_metadata, modified_at=now, **fields).where(
                 m.Asset.id == record.id
             ).execute()
             if replace_tags is not None:

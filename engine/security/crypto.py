@@ -10,7 +10,13 @@ random salt and a key-check token (never the key).  The 256-bit key comes from
 Each file is sealed on its own: ``MAGIC | 12-byte random nonce | ciphertext+tag``, with
 associated data binding the file's project-relative path and the SHA-256 of its plaintext,
 so a file copied over another asset's name, or altered by one byte, fails to open with
-:class:`DecryptionError` instead of returning wrong bytes.  A wrong passphrase is caught
+:class:`DecryptionError` instead of returning wrong bytes.
+
+The sensitive metadata of an asset (``description``, ``prompt`` and the ``metadata`` JSON
+object) is sealed the same way in the database: ``FIELD_PREFIX`` + base64 of the blob,
+with associated data binding the asset's content hash and the field's name, so a blob
+copied to another asset or field fails to open.  Name, category, MIME type, size, tags and
+dates stay in the clear (listing and search use them).  A wrong passphrase is caught
 by the key-check token before anything is read or written.
 
 ``cryptography`` is imported lazily; without it :class:`EncryptionUnavailableError`
@@ -33,11 +39,16 @@ from engine.security.errors import DecryptionError, EncryptionUnavailableError
 
 __all__ = [
     "ENCRYPTION_FILE",
+    "FIELD_PREFIX",
     "MAGIC",
+    "SEALED_METADATA_KEY",
+    "SENSITIVE_TEXT_FIELDS",
     "ProjectCipher",
     "derive_key",
     "enable_encryption",
     "is_encrypted",
+    "is_sealed_metadata",
+    "is_sealed_text",
     "open_cipher",
 ]
 
@@ -51,6 +62,10 @@ SCRYPT_N = 2**15
 SCRYPT_R = 8
 SCRYPT_P = 1
 KEYRING_SERVICE = "apex-director"
+# Sealed metadata fields in the database (description, prompt, metadata JSON).
+FIELD_PREFIX = "apxenc1:"
+SEALED_METADATA_KEY = "apxenc1"
+SENSITIVE_TEXT_FIELDS = ("description", "prompt")
 _CHECK_PLAINTEXT = b"apex-director key check"
 _CHECK_AAD = b"key-check"
 
@@ -118,6 +133,48 @@ class ProjectCipher:
         """Seal an asset file's bytes, bound to its path and hash."""
         return self.encrypt(plaintext, self.associated_data(rel_path, content_hash))
 
+    @staticmethod
+    def field_associated_data(content_hash: str, field: str) -> bytes:
+        """What a sealed metadata field is bound to: its asset's hash and the field's name."""
+        return f"apex-field\x00{content_hash}\x00{field}".encode()
+
+    def seal_text(self, value: str, content_hash: str, field: str) -> str:
+        """A text field sealed for the database: ``FIELD_PREFIX`` + base64 of the blob."""
+        blob = self.encrypt(value.encode("utf-8"), self.field_associated_data(content_hash, field))
+        return FIELD_PREFIX + _b64(blob)
+
+    def open_text(self, value: str, content_hash: str, field: str) -> str:
+        """A field as stored (sealed or, from before encryption, clear) in the clear.
+
+        Raises
+        ------
+        DecryptionError
+            Wrong key, the blob was altered, or it was moved to another asset or field.
+        """
+        if not is_sealed_text(value):
+            return value
+        target = f"asset {content_hash[:12]} {field}"
+        try:
+            blob = base64.b64decode(value[len(FIELD_PREFIX) :], validate=True)
+        except ValueError as err:
+            raise DecryptionError(target, reason="the sealed field is not valid base64") from err
+        aad = self.field_associated_data(content_hash, field)
+        return self.decrypt(blob, aad, target=target).decode("utf-8")
+
+    def seal_metadata(self, metadata: dict[str, Any], content_hash: str) -> dict[str, str]:
+        """A metadata object sealed as ``{SEALED_METADATA_KEY: sealed JSON text}``."""
+        text = json.dumps(metadata, sort_keys=True, separators=(",", ":"))
+        return {SEALED_METADATA_KEY: self.seal_text(text, content_hash, "metadata")}
+
+    def open_metadata(self, stored: dict[str, Any], content_hash: str) -> dict[str, Any]:
+        """The metadata object from its stored form (sealed or clear)."""
+        if not is_sealed_metadata(stored):
+            return stored
+        opened = json.loads(self.open_text(stored[SEALED_METADATA_KEY], content_hash, "metadata"))
+        if not isinstance(opened, dict):  # pragma: no cover - authenticated by the AAD
+            raise DecryptionError(content_hash[:12], reason="sealed metadata is not an object")
+        return opened
+
     def decrypt_asset(self, blob: bytes, rel_path: str, content_hash: str) -> bytes:
         """Open an asset file's bytes and check them against ``content_hash``."""
         plaintext = self.decrypt(
@@ -126,6 +183,16 @@ class ProjectCipher:
         if hashlib.sha256(plaintext).hexdigest() != content_hash:  # pragma: no cover - AAD
             raise DecryptionError(rel_path, reason="content hash mismatch")
         return plaintext
+
+
+def is_sealed_text(value: Any) -> bool:
+    """Whether a database text value is a sealed field (see :meth:`ProjectCipher.seal_text`)."""
+    return isinstance(value, str) and value.startswith(FIELD_PREFIX)
+
+
+def is_sealed_metadata(value: Any) -> bool:
+    """Whether a stored metadata object is sealed (see :meth:`ProjectCipher.seal_metadata`)."""
+    return isinstance(value, dict) and set(value) == {SEALED_METADATA_KEY}
 
 
 def is_encrypted(project_dir: Path | str) -> bool:

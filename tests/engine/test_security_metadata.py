@@ -1,0 +1,280 @@
+"""Encryption at rest of sensitive metadata, sealing existing assets, and the keyring path.
+
+The keyring tests register a real in-memory ``keyring`` backend (the package's own
+extension point, ``keyring.set_keyring``); they skip when ``keyring`` is not installed.
+"""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.assets.asset_manager import AssetManager
+from engine.security.crypto import FIELD_PREFIX, MAGIC, SEALED_METADATA_KEY, ProjectCipher
+from engine.security.errors import DecryptionError
+
+SECRET_PROMPT = "a lighthouse keeper named Oskarsson at dawn"
+SECRET_DESCRIPTION = "storyboard frame for the unreleased single"
+SECRET_META = {"client": "Nordlys Records", "shot": 7}
+
+
+def _rows(project_dir: Path) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(project_dir / "apex.db") as conn:
+        return conn.execute(
+            "SELECT id, content_hash, description, prompt, metadata FROM asset ORDER BY id"
+        ).fetchall()
+
+
+def _fts_text(project_dir: Path) -> str:
+    with sqlite3.connect(project_dir / "apex.db") as conn:
+        rows = conn.execute("SELECT name, description, tags, prompt FROM asset_fts").fetchall()
+    return " ".join(" ".join(str(v) for v in row) for row in rows)
+
+
+def _store_three(manager: AssetManager) -> list[Path]:
+    return [
+        manager.store_asset(
+            {
+                "content": f"frame {i}".encode() * 50,
+                "extension": "bin",
+                "name": f"frame{i}",
+                "description": f"{SECRET_DESCRIPTION} {i}",
+                "prompt": f"{SECRET_PROMPT} {i}",
+                "tags": ["storyboard"],
+                "metadata": {**SECRET_META, "index": i},
+            }
+        )
+        for i in range(3)
+    ]
+
+
+def test_new_metadata_is_sealed_in_the_database_and_round_trips(tmp_path: Path) -> None:
+    with AssetManager(tmp_path / "ws") as manager:
+        manager.create_project("enc")
+        manager.encrypt_project("a long passphrase")
+        path = manager.store_asset(
+            {
+                "content": b"x" * 100,
+                "extension": "bin",
+                "name": "keyframe",
+                "description": SECRET_DESCRIPTION,
+                "prompt": SECRET_PROMPT,
+                "tags": ["night"],
+                "metadata": SECRET_META,
+            }
+        )
+        project_dir = manager.project().path
+        info = manager.get_asset_metadata(path)
+        assert info["description"] == SECRET_DESCRIPTION
+        assert info["prompt"] == SECRET_PROMPT
+        assert info["metadata"] == SECRET_META
+        manager.update_asset_metadata(path, {"prompt": "new prompt", "metadata": {"shot": 8}})
+        info = manager.get_asset_metadata(path)
+        assert info["prompt"] == "new prompt"
+        assert info["metadata"] == {**SECRET_META, "shot": 8}
+        # name and tags stay searchable; the sealed fields are not in the index
+        assert [p.name for p in manager.search_assets("keyframe")] == [path.name]
+        assert manager.search_assets("night")
+        assert manager.search_assets("lighthouse") == []
+    raw = (project_dir / "apex.db").read_bytes()
+    for secret in (b"Oskarsson", b"new prompt", b"unreleased", b"Nordlys"):
+        assert secret not in raw
+    ((_, _, description, prompt, metadata),) = _rows(project_dir)
+    assert description.startswith(FIELD_PREFIX) and prompt.startswith(FIELD_PREFIX)
+    assert SEALED_METADATA_KEY in metadata
+    assert "Oskarsson" not in _fts_text(project_dir)
+    with AssetManager(tmp_path / "ws") as manager:
+        manager.open_project(project_dir)
+        with pytest.raises(DecryptionError, match="locked"):
+            manager.get_asset_metadata(path)
+        manager.unlock_project("a long passphrase")
+        assert manager.get_asset_metadata(path)["metadata"] == {**SECRET_META, "shot": 8}
+
+
+def test_enabling_encryption_seals_existing_assets_and_metadata(tmp_path: Path) -> None:
+    with AssetManager(tmp_path / "ws") as manager:
+        manager.create_project("later")
+        paths = _store_three(manager)
+        assert manager.search_assets("lighthouse")  # clear text is indexed before
+        manager.encrypt_project("pass phrase one")
+        project_dir = manager.project().path
+        for i, path in enumerate(paths):
+            assert path.read_bytes().startswith(MAGIC)
+            assert manager.read_asset_bytes(path) == f"frame {i}".encode() * 50
+            assert manager.get_asset_metadata(path)["prompt"] == f"{SECRET_PROMPT} {i}"
+        assert manager.search_assets("lighthouse") == []
+        assert len(manager.search_assets("storyboard")) == 3
+    for _, _, description, prompt, metadata in _rows(project_dir):
+        assert description.startswith(FIELD_PREFIX) and prompt.startswith(FIELD_PREFIX)
+        assert "Nordlys" not in metadata
+    assert "Oskarsson" not in _fts_text(project_dir)
+
+
+def test_wrong_key_is_refused_and_nothing_is_overwritten(tmp_path: Path) -> None:
+    with AssetManager(tmp_path / "ws") as manager:
+        manager.create_project("enc")
+        manager.encrypt_project("the right one")
+        paths = _store_three(manager)
+        project_dir = manager.project().path
+    files_before = [p.read_bytes() for p in paths]
+    rows_before = _rows(project_dir)
+    with AssetManager(tmp_path / "ws") as manager:
+        manager.open_project(project_dir)
+        with pytest.raises(DecryptionError, match="wrong passphrase"):
+            manager.unlock_project("the wrong one")
+        with pytest.raises(DecryptionError, match="locked"):
+            manager.update_asset_metadata(paths[0], {"prompt": "overwrite attempt"})
+    assert [p.read_bytes() for p in paths] == files_before
+    assert _rows(project_dir) == rows_before
+    # A different key for the same blobs (the cipher level) fails the same way.
+    _, digest, _, prompt, _ = rows_before[0]
+    with pytest.raises(DecryptionError, match="wrong key"):
+        ProjectCipher(b"k" * 32).open_text(prompt, digest, "prompt")
+
+
+@pytest.mark.parametrize("column", ["prompt", "metadata"])
+def test_tampered_metadata_blob_is_detected(tmp_path: Path, column: str) -> None:
+    with AssetManager(tmp_path / "ws") as manager:
+        manager.create_project("enc")
+        manager.encrypt_project("tamper test")
+        paths = _store_three(manager)
+        project_dir = manager.project().path
+    rows = _rows(project_dir)
+    with sqlite3.connect(project_dir / "apex.db") as conn:
+        if column == "prompt":
+            blob = bytearray(base64.b64decode(rows[0][3][len(FIELD_PREFIX) :]))
+            blob[len(blob) // 2] ^= 0x01
+            value: str = FIELD_PREFIX + base64.b64encode(bytes(blob)).decode()
+            conn.execute("UPDATE asset SET prompt = ? WHERE id = ?", (value, rows[0][0]))
+        else:  # a sealed blob moved from another asset: authentic, but bound elsewhere
+            conn.execute("UPDATE asset SET metadata = ? WHERE id = ?", (rows[1][4], rows[0][0]))
+    with AssetManager(tmp_path / "ws") as manager:
+        manager.open_project(project_dir)
+        manager.unlock_project("tamper test")
+        with pytest.raises(DecryptionError, match="altered"):
+            manager.get_asset_metadata(paths[0])
+        assert manager.get_asset_metadata(paths[1])["prompt"] == f"{SECRET_PROMPT} 1"
+
+
+class _SimulatedCrashError(RuntimeError):
+    pass
+
+
+@pytest.mark.parametrize("phase", ["files", "database"])
+def test_interrupted_sealing_loses_nothing_and_resumes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, phase: str
+) -> None:
+    """An error mid-way (after one file, or inside the database transaction) loses nothing."""
+    with AssetManager(tmp_path / "ws") as manager:
+        manager.create_project("crash")
+        paths = _store_three(manager)
+        project_dir = manager.project().path
+        calls = {"n": 0}
+        if phase == "files":
+            original = ProjectCipher.encrypt_asset
+
+            def failing(self: ProjectCipher, *args: Any) -> bytes:
+                calls["n"] += 1
+                if calls["n"] == 2:
+                    raise _SimulatedCrashError("simulated crash while sealing files")
+                return original(self, *args)
+
+            monkeypatch.setattr(ProjectCipher, "encrypt_asset", failing)
+        else:
+            original_seal = ProjectCipher.seal_metadata
+
+            def failing_seal(self: ProjectCipher, *args: Any) -> dict[str, str]:
+                calls["n"] += 1
+                if calls["n"] == 2:
+                    raise _SimulatedCrashError("simulated crash inside the database transaction")
+                return original_seal(self, *args)
+
+            monkeypatch.setattr(ProjectCipher, "seal_metadata", failing_seal)
+        with pytest.raises(_SimulatedCrashError):
+            manager.encrypt_project("resume me")
+        monkeypatch.undo()
+    sealed_files = sum(p.read_bytes().startswith(MAGIC) for p in paths)
+    assert sealed_files == (1 if phase == "files" else 3)
+    if phase == "database":  # the transaction rolled back: every row still clear
+        assert all(not row[3].startswith(FIELD_PREFIX) for row in _rows(project_dir))
+    with AssetManager(tmp_path / "ws") as manager:
+        manager.open_project(project_dir)
+        manager.unlock_project("resume me")  # finishes the sealing
+        for i, path in enumerate(paths):
+            assert path.read_bytes().startswith(MAGIC)
+            assert manager.read_asset_bytes(path) == f"frame {i}".encode() * 50
+            info = manager.get_asset_metadata(path)
+            assert info["prompt"] == f"{SECRET_PROMPT} {i}"
+            assert info["metadata"] == {**SECRET_META, "index": i}
+    assert all(row[3].startswith(FIELD_PREFIX) for row in _rows(project_dir))
+
+
+# -- the keyring path -----------------------------------------------------------------
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[Any]:
+    keyring = pytest.importorskip(
+        "keyring", reason="the keyring package is not installed (pip install keyring)"
+    )
+    from keyring.backend import KeyringBackend
+
+    class MemoryKeyring(KeyringBackend):
+        """A real keyring backend that keeps its passwords in a dict."""
+
+        priority = 1  # type: ignore[assignment]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.store: dict[tuple[str, str], str] = {}
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return self.store.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.store[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            del self.store[(service, username)]
+
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    try:
+        yield backend
+    finally:
+        keyring.set_keyring(previous)
+
+
+def test_keyring_key_round_trip_and_missing_or_wrong_key(
+    tmp_path: Path, memory_keyring: Any
+) -> None:
+    with AssetManager(tmp_path / "ws") as manager:
+        project = manager.create_project("keyring project")
+        manager.encrypt_project()  # no passphrase: a random key in the keyring
+        path = _store_three(manager)[0]
+        project_dir = project.path
+    (((service, user), stored),) = memory_keyring.store.items()
+    assert service == "apex-director" and user == project.id
+    assert len(base64.b64decode(stored)) == 32
+    assert stored not in (project_dir / "encryption.json").read_text()
+    with AssetManager(tmp_path / "ws") as manager:
+        manager.open_project(project_dir)
+        manager.unlock_project()
+        assert manager.get_asset_metadata(path)["prompt"] == f"{SECRET_PROMPT} 0"
+        assert manager.read_asset_bytes(path) == b"frame 0" * 50
+    memory_keyring.store[(service, user)] = base64.b64encode(b"w" * 32).decode()
+    with AssetManager(tmp_path / "ws") as manager:
+        manager.open_project(project_dir)
+        with pytest.raises(DecryptionError, match="wrong passphrase or key"):
+            manager.unlock_project()
+    memory_keyring.store.clear()
+    with AssetManager(tmp_path / "ws") as manager:
+        manager.open_project(project_dir)
+        with pytest.raises(DecryptionError, match="no key in the OS keyring"):
+            manager.unlock_project()
