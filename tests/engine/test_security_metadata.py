@@ -81,6 +81,7 @@ def test_new_metadata_is_sealed_in_the_database_and_round_trips(tmp_path: Path) 
         assert [p.name for p in manager.search_assets("keyframe")] == [path.name]
         assert manager.search_assets("night")
         assert manager.search_assets("lighthouse") == []
+        assert manager.search_assets("unreleased") == []
     raw = (project_dir / "apex.db").read_bytes()
     for secret in (b"Oskarsson", b"new prompt", b"unreleased", b"Nordlys"):
         assert secret not in raw
@@ -107,7 +108,8 @@ def test_enabling_encryption_seals_existing_assets_and_metadata(tmp_path: Path) 
             assert path.read_bytes().startswith(MAGIC)
             assert manager.read_asset_bytes(path) == f"frame {i}".encode() * 50
             assert manager.get_asset_metadata(path)["prompt"] == f"{SECRET_PROMPT} {i}"
-        assert manager.search_assets("lighthouse") == []
+        assert manager.search_assets("lighthouse") == []  # prompt word
+        assert manager.search_assets("unreleased") == []  # description word
         assert len(manager.search_assets("storyboard")) == 3
     for _, _, description, prompt, metadata in _rows(project_dir):
         assert description.startswith(FIELD_PREFIX) and prompt.startswith(FIELD_PREFIX)
@@ -278,3 +280,55 @@ def test_keyring_key_round_trip_and_missing_or_wrong_key(
         manager.open_project(project_dir)
         with pytest.raises(DecryptionError, match="no key in the OS keyring"):
             manager.unlock_project()
+
+
+_KILLED_CHILD = """
+import os, sys
+from engine.assets.asset_manager import AssetManager
+from engine.security.crypto import ProjectCipher
+
+calls = {"n": 0}
+original = ProjectCipher.seal_metadata
+
+def dying(self, *args):
+    calls["n"] += 1
+    if calls["n"] == 2:  # inside the database transaction: the process dies on the spot
+        os._exit(9)
+    return original(self, *args)
+
+ProjectCipher.seal_metadata = dying
+with AssetManager(sys.argv[1]) as manager:
+    manager.open_project(sys.argv[2])
+    manager.encrypt_project("killed midway")
+"""
+
+
+def test_process_killed_mid_sealing_loses_nothing(tmp_path: Path) -> None:
+    """A process that dies (``os._exit``) inside the sealing transaction loses nothing."""
+    import subprocess
+    import sys
+
+    with AssetManager(tmp_path / "ws") as manager:
+        manager.create_project("killed")
+        paths = _store_three(manager)
+        project_dir = manager.project().path
+    result = subprocess.run(
+        [sys.executable, "-c", _KILLED_CHILD, str(tmp_path / "ws"), str(project_dir)],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 9, result.stderr
+    assert all(p.read_bytes().startswith(MAGIC) for p in paths)  # the file phase was done
+    assert all(not row[3].startswith(FIELD_PREFIX) for row in _rows(project_dir))  # rolled back
+    with AssetManager(tmp_path / "ws") as manager:
+        manager.open_project(project_dir)
+        with pytest.raises(DecryptionError, match="wrong passphrase"):
+            manager.unlock_project("not the one")
+        manager.unlock_project("killed midway")
+        for i, path in enumerate(paths):
+            assert manager.read_asset_bytes(path) == f"frame {i}".encode() * 50
+            assert manager.get_asset_metadata(path)["metadata"] == {**SECRET_META, "index": i}
+    assert all(row[3].startswith(FIELD_PREFIX) for row in _rows(project_dir))
