@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 PREVIEW_SIDE = 480
 _SLIDER_STEPS = 1000
+_GRADING_PREVIEW = "Grading the preview…"
 
 
 @dataclass(frozen=True)
@@ -694,7 +695,7 @@ class GradingPanel(QWidget):
             return
         self._in_flight, self._dirty = True, False
         settings, frame, generation = self._grader.to_dict(), self._source, self._generation
-        self.status_label.setText("Grading the preview…")
+        self.status_label.setText(_GRADING_PREVIEW)
 
         def work() -> np.ndarray:
             return grade_preview(api.ColorGrader.from_dict(settings), frame)
@@ -704,7 +705,8 @@ class GradingPanel(QWidget):
             if generation == self._generation:
                 self._preview = graded
                 self._show_preview()
-                self.status_label.setText("")
+                if self.status_label.text() == _GRADING_PREVIEW:  # keep a newer message
+                    self.status_label.setText("")
                 self.preview_updated.emit()
             if self._dirty or generation != self._generation:
                 self._request_preview()
