@@ -1,5 +1,6 @@
-"""Settings: the models folder (ours, or an existing ComfyUI / A1111 one), the device,
-the default output preset and image backends, and where new projects go.
+"""Settings: the models folder (ours, or an existing ComfyUI / A1111 one), the device and
+the memory level Stable Diffusion starts at, the default output preset and image backends,
+the render cache's size limit, and where new projects go.
 
 Engine settings are validated by :class:`~engine.api.ConfigManager` as they are edited
 (a bad value is named under its field, Save stays disabled) and saved to the engine's
@@ -32,6 +33,16 @@ from engine import api
 __all__ = ["SettingsDialog"]
 
 _DEVICES = ("auto", "cuda", "mps", "cpu")
+# generation.memory_strategy: the engine schema's choices (a test keeps them in step), shown
+# with what each level does.
+_MEMORY_STRATEGIES = {
+    "auto": "Automatic (fastest; leaner on out-of-memory)",
+    "none": "Everything on the GPU",
+    "attention_slicing": "Attention slicing",
+    "vae_tiling": "Attention slicing + VAE tiling",
+    "model_cpu_offload": "Model CPU offload (GPU only)",
+    "sequential_cpu_offload": "Sequential CPU offload (GPU only; slowest)",
+}
 _BACKEND_ORDERS = {
     "Draft renderer only (procedural)": ["procedural"],
     "Stable Diffusion, then draft": ["diffusers", "procedural"],
@@ -88,6 +99,23 @@ class SettingsDialog(QDialog):
         self.device.setObjectName("device")
         self.device.addItems(list(_DEVICES))
         self.device.setCurrentText(str(self.manager.get("render.device")))
+        self.memory = QComboBox(self)
+        self.memory.setObjectName("memoryStrategy")
+        self.memory.setToolTip(
+            "The memory level Stable Diffusion starts at; on out-of-memory it still steps "
+            "down to leaner levels"
+        )
+        for key, label in _MEMORY_STRATEGIES.items():
+            self.memory.addItem(label, key)
+        index = self.memory.findData(str(self.manager.get("generation.memory_strategy")))
+        self.memory.setCurrentIndex(max(index, 0))
+        self.cache_max_gb = QLineEdit(self._gb_text(self.manager.get("paths.cache_max_gb")), self)
+        self.cache_max_gb.setObjectName("cacheMaxGb")
+        self.cache_max_gb.setPlaceholderText("0 = no limit")
+        self.cache_max_gb.setToolTip(
+            "Size limit of the render cache (stills, segments, analyses) in GB; after each "
+            "render the least recently used files are removed. 0 = no limit."
+        )
         self.preset = QComboBox(self)
         self.preset.setObjectName("preset")
         self.preset.addItems(list(api.PRESET_NAMES))
@@ -111,8 +139,10 @@ class SettingsDialog(QDialog):
         form = QFormLayout()
         form.addRow("Models folder", models_row)
         form.addRow("Device", self.device)
+        form.addRow("Memory strategy", self.memory)
         form.addRow("Default output preset", self.preset)
         form.addRow("Image backends", self.backends)
+        form.addRow("Render cache limit (GB)", self.cache_max_gb)
         form.addRow("Projects folder", self.workspace)
         self.buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Save | QDialogButtonBox.StandardButton.Cancel, self
@@ -123,11 +153,26 @@ class SettingsDialog(QDialog):
         layout.addLayout(form)
         layout.addWidget(self.problem)
         layout.addWidget(self.buttons)
-        for edit in (self.models_dir, self.workspace):
+        for edit in (self.models_dir, self.workspace, self.cache_max_gb):
             edit.textChanged.connect(self.validate)
-        for combo in (self.device, self.preset, self.backends):
+        for combo in (self.device, self.memory, self.preset, self.backends):
             combo.currentTextChanged.connect(self.validate)
         self.validate()
+
+    @staticmethod
+    def _gb_text(value: Any) -> str:
+        number = float(value or 0.0)
+        return f"{number:g}"
+
+    def _cache_gb(self) -> float | str:
+        """The cache limit as typed: a float, or the text when it is not a number."""
+        text = self.cache_max_gb.text().strip().replace(",", ".")
+        if not text:
+            return 0.0
+        try:
+            return float(text)
+        except ValueError:
+            return self.cache_max_gb.text()
 
     def _browse_models(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Models folder", self.models_dir.text())
@@ -139,6 +184,8 @@ class SettingsDialog(QDialog):
         return {
             "paths.models_dir": self.models_dir.text().strip(),
             "render.device": self.device.currentText(),
+            "generation.memory_strategy": str(self.memory.currentData()),
+            "paths.cache_max_gb": self._cache_gb(),
             "render.preset": self.preset.currentText(),
             "render.backend_order": list(_BACKEND_ORDERS[self.backends.currentText()]),
         }
@@ -147,6 +194,11 @@ class SettingsDialog(QDialog):
         """Check every field now (as the user types); returns whether Save may run."""
         problems = []
         for key, value in self.values().items():
+            if key == "paths.cache_max_gb" and isinstance(value, str):
+                problems.append(
+                    f"Render cache limit: {value.strip()!r} is not a number of GB (0 = no limit)"
+                )
+                continue
             try:
                 self.manager.set(key, value)
             except api.APEXDirectorError as err:

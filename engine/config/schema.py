@@ -7,6 +7,7 @@ validate with messages that name the exact key.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -14,6 +15,7 @@ from typing import Any
 
 __all__ = [
     "FRAME_RATES",
+    "MEMORY_STRATEGIES",
     "SCHEMA",
     "SCHEMA_VERSION",
     "Field",
@@ -81,6 +83,10 @@ def parse_section_looks(value: str) -> dict[str, str]:
     return looks
 
 
+def _finite(value: Any) -> str | None:
+    return None if math.isfinite(value) else f"{value!r} is not a finite number"
+
+
 def _section_looks(value: Any) -> str | None:
     try:
         parse_section_looks(value)
@@ -103,6 +109,18 @@ def _qa_standards(value: Any) -> str | None:
     if bad:
         return f"unknown standard(s) {bad}; known: {sorted(known)}"
     return None
+
+
+# The diffusers memory levels (engine.generation.memory_strategy.MEMORY_LEVELS, fastest
+# first; a test keeps the two in step) and "auto".
+MEMORY_STRATEGIES = (
+    "auto",
+    "none",
+    "attention_slicing",
+    "vae_tiling",
+    "model_cpu_offload",
+    "sequential_cpu_offload",
+)
 
 
 # Frame rates as written in the configuration; NTSC rates are exact fractions.
@@ -376,6 +394,21 @@ SCHEMA: dict[str, Field] = {
         type=str,
         default="models",
         help="Weights folder (may point at a ComfyUI or A1111 models folder).",
+    ),
+    "paths.cache_max_gb": Field(
+        type=float,
+        default=0.0,
+        minimum=0.0,
+        check=_finite,
+        help="Size limit of the render cache (stills, segments, analyses) in GB; after each "
+        "render the least recently used files are removed until it fits. 0 = no limit.",
+    ),
+    "generation.memory_strategy": Field(
+        type=str,
+        default="auto",
+        choices=MEMORY_STRATEGIES,
+        help="Memory level the diffusers backend starts at (auto = the fastest, 'none'); "
+        "on out-of-memory it still steps down to leaner levels. Offload levels need a GPU.",
     ),
     "logging.level": Field(
         type=str,

@@ -71,9 +71,11 @@ from engine.generation.ip_adapter import (
 )
 from engine.generation.lora import LoraSpec, apply_loras, check_lora_context
 from engine.generation.memory_strategy import (
+    MEMORY_LEVELS,
     MemoryStrategy,
     free_device_memory,
     run_with_memory_fallback,
+    starting_level,
 )
 from engine.generation.types import StillRequest
 
@@ -290,7 +292,10 @@ class DiffusersBackend:
     loras : sequence of LoraSpec
         Applied after loading.
     memory_level : str
-        Starting memory level (see :mod:`engine.generation.memory_strategy`).
+        Starting memory level (see :mod:`engine.generation.memory_strategy`): ``"auto"``
+        (the fastest) or a level name (the configuration's ``generation.memory_strategy``);
+        an offload level on a device without offload starts at the leanest level it has.
+        Out-of-memory step-down still applies from there.
     negative_prompt : str
         Used when a request gives none.
     steps, guidance : optional
@@ -339,6 +344,10 @@ class DiffusersBackend:
         self._few_step = few_step
         self._default_scheduler = scheduler
         self._loras = list(loras)
+        if memory_level != "auto" and memory_level not in MEMORY_LEVELS:
+            raise ParameterError(
+                "memory_level", memory_level, f"auto or one of {', '.join(MEMORY_LEVELS)}"
+            )
         self._memory_level = memory_level
         self.negative_prompt = negative_prompt
         if steps is not None and not (1 <= steps <= 150):
@@ -425,7 +434,9 @@ class DiffusersBackend:
                 del pipe
                 free_device_memory()
                 raise
-            self.memory = MemoryStrategy(self.device_info, self._memory_level)
+            self.memory = MemoryStrategy(
+                self.device_info, starting_level(self._memory_level, self.device_info)
+            )
             self.memory.apply(pipe)
             if self._optimize:
                 apply_speed_optimisations(pipe, compile_unet=self.device_info.kind == "cuda")

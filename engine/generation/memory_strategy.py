@@ -35,6 +35,7 @@ __all__ = [
     "is_out_of_memory",
     "levels_for_device",
     "run_with_memory_fallback",
+    "starting_level",
 ]
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,45 @@ def levels_for_device(device: DeviceInfo) -> tuple[str, ...]:
         log.info("accelerate is not installed: CPU offload levels are unavailable")
         return MEMORY_LEVELS[:3]
     return MEMORY_LEVELS
+
+
+def starting_level(requested: str, device: DeviceInfo) -> str:
+    """The level a pipeline starts at for the configured ``generation.memory_strategy``.
+
+    Parameters
+    ----------
+    requested : str
+        ``"auto"`` (the fastest level, ``none``) or one of :data:`MEMORY_LEVELS`.
+    device : DeviceInfo
+        Where the pipeline runs.
+
+    Returns
+    -------
+    str
+        ``requested`` when the device offers it; an offload level the device cannot use
+        (the CPU, or no ``accelerate``) becomes the leanest level it can (logged).
+
+    Raises
+    ------
+    ParameterError
+        ``requested`` is neither ``"auto"`` nor a memory level.
+    """
+    if requested != "auto" and requested not in MEMORY_LEVELS:
+        raise ParameterError(
+            "generation.memory_strategy", requested, f"auto or one of {', '.join(MEMORY_LEVELS)}"
+        )
+    levels = levels_for_device(device)
+    if requested == "auto":
+        return levels[0]
+    if requested not in levels:
+        log.info(
+            "memory level %s is not available on %s; starting at %s",
+            requested,
+            device.name,
+            levels[-1],
+        )
+        return levels[-1]
+    return requested
 
 
 def is_out_of_memory(err: BaseException) -> bool:

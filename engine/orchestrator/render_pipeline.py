@@ -43,6 +43,7 @@ from engine.errors import MediaInputError, ParameterError
 from engine.generation.backends import BACKEND_NAMES, create_backend, create_first_available
 from engine.generation.palette import palette_from_prompt, parse_palette
 from engine.generation.types import ImageBackend, StillRequest
+from engine.orchestrator.cache_trim import trim_cache
 from engine.output_paths import check_output_path
 from engine.planning.shots import ShotList, plan_shots
 
@@ -487,6 +488,7 @@ def render_video(
     if until not in (None, *STAGES):
         raise ParameterError("until", until, f"one of {', '.join(STAGES)}")
     started = time.perf_counter()
+    started_wall = time.time()  # files used since then are in use (cache trim)
     preset = dict(config["presets"][request.preset])
     render_cfg, planning_cfg, audio_cfg, style_cfg = (
         config["render"],
@@ -523,6 +525,8 @@ def render_video(
         "model": request.model,
         "device": request.device,
         "models_dir": Path(str(config.get("paths", {}).get("models_dir") or "models")),
+        # diffusers: the starting memory level (generation.memory_strategy)
+        "memory_level": str(config.get("generation", {}).get("memory_strategy") or "auto"),
     }
     if request.backend_order:
         backend = create_first_available(request.backend_order, **backend_options)
@@ -828,6 +832,19 @@ def render_video(
         done()
         report["timings"]["qa"] = timings["qa"]
         report["timings"]["total"] = round(time.perf_counter() - started, 3)
+    cache_max_gb = float(config.get("paths", {}).get("cache_max_gb") or 0.0)
+    if cache_max_gb > 0:
+        trimmed = trim_cache(
+            cache_dir,
+            cache_max_gb,
+            keep=[*still_paths, cache_dir / "segments" / work_key],
+            since=started_wall,
+        )
+        report["cache"] = {
+            "bytes": trimmed.size_after,
+            "limit_bytes": trimmed.limit,
+            "removed_files": len(trimmed.removed),
+        }
     if request.json_report is not None:
         atomic_write_text(request.json_report, json.dumps(report, indent=2) + "\n")
     log.info(

@@ -77,3 +77,36 @@ def test_a_broken_config_file_is_shown_and_rewritten_on_save(qtbot: QtBot, tmp_p
             dialog.buttons.button(QDialogButtonBox.StandardButton.Save), Qt.MouseButton.LeftButton
         )
     assert tomllib.loads(path.read_text())["render"]["preset"] == "web"
+
+
+def test_memory_strategy_and_cache_limit_are_validated_and_saved(
+    qtbot: QtBot, tmp_path: Path
+) -> None:
+    from app.widgets.settings_dialog import _MEMORY_STRATEGIES
+    from engine.config.schema import MEMORY_STRATEGIES
+
+    assert tuple(_MEMORY_STRATEGIES) == MEMORY_STRATEGIES  # the GUI offers the engine's choices
+    dialog = _dialog(qtbot, tmp_path)
+    save = dialog.buttons.button(QDialogButtonBox.StandardButton.Save)
+    assert dialog.memory.currentData() == "auto"
+    assert dialog.cache_max_gb.text() == "0"
+    dialog.memory.setCurrentIndex(dialog.memory.findData("vae_tiling"))
+    dialog.cache_max_gb.selectAll()
+    qtbot.keyClicks(dialog.cache_max_gb, "2.5x")
+    assert not save.isEnabled()
+    assert "Render cache limit" in dialog.problem.text()
+    qtbot.keyClick(dialog.cache_max_gb, Qt.Key.Key_Backspace)
+    assert save.isEnabled(), dialog.problem.text()
+    dialog.cache_max_gb.setText("-1")
+    assert not save.isEnabled()
+    assert "paths.cache_max_gb" in dialog.problem.text()
+    dialog.cache_max_gb.setText("2.5")
+    assert save.isEnabled()
+    with qtbot.waitSignal(dialog.saved, timeout=5000):
+        qtbot.mouseClick(save, Qt.MouseButton.LeftButton)
+    written = tomllib.loads((tmp_path / "config" / "config.toml").read_text())
+    assert written["generation"]["memory_strategy"] == "vae_tiling"
+    assert written["paths"]["cache_max_gb"] == 2.5
+    again = _dialog(qtbot, tmp_path)
+    assert again.memory.currentData() == "vae_tiling"
+    assert again.cache_max_gb.text() == "2.5"
