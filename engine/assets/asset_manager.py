@@ -871,20 +871,24 @@ class AssetManager:
                 where.append(f"a.created_at {op} ?")
                 params.append(_timestamp(key, filters[key]))
         metadata = filters.get("metadata")
+        # In an encrypted project the metadata is sealed: SQLite cannot look inside, so
+        # the filter runs here on the opened metadata (a locked project raises).
+        sealed_filter = bool(metadata) and self._cipher_for(project) is not None
         if metadata:
             if not isinstance(metadata, dict):
                 raise ParameterError("metadata", metadata, "a dict of key: value")
             for key, value in metadata.items():
                 if not isinstance(key, str) or not re.match(r"^[A-Za-z0-9_]+$", key):
                     raise ParameterError("metadata key", key, "letters, digits and '_'")
-                where.append(f"json_extract(a.metadata, '$.{key}') = json_extract(?, '$')")
-                params.append(json.dumps(value))
+                if not sealed_filter:
+                    where.append(f"json_extract(a.metadata, '$.{key}') = json_extract(?, '$')")
+                    params.append(json.dumps(value))
         limit = filters.get("limit")
         if limit is not None and (not isinstance(limit, int) or limit < 1):
             raise ParameterError("limit", limit, "an integer >= 1")
         db = project.database
         where_sql = " WHERE " + " AND ".join(where) if where else ""
-        if match and limit is not None:
+        if match and limit is not None and not sealed_filter:
             # BM25 costs a few microseconds per matching row; a word found in most of
             # 10,000 assets would cost tens of ms.  With a limit, rank only the newest
             # RANK_WINDOW matches (of the whole filter set): the cut-off row id comes
@@ -897,9 +901,11 @@ class AssetManager:
                 where_sql += " AND asset_fts.rowid >= ?"
                 params.append(cutoff[0])
         text = f"{sql}{where_sql} {order}"
-        if limit is not None:
+        if limit is not None and not sealed_filter:
             text += f" LIMIT {int(limit)}"
         rows = db.execute_sql(text, params).fetchall()
+        if sealed_filter:
+            rows = self._filter_sealed_metadata(project, rows, metadata)[:limit]
         found: list[Path] = []
         for _, rel_path in rows:
             try:
@@ -907,6 +913,19 @@ class AssetManager:
             except AssetPathError as err:
                 log.warning("skipping a bad asset record: %s", err)
         return found
+
+    def _filter_sealed_metadata(
+        self, project: Project, rows: list[Any], wanted: dict[str, Any]
+    ) -> list[Any]:
+        """The ``(id, rel_path)`` rows whose opened metadata holds every wanted value."""
+        m = project.models
+        kept = []
+        for row in rows:
+            record = m.Asset.get_by_id(row[0])
+            opened = self._open_fields(project, record)["metadata"]
+            if all(key in opened and opened[key] == value for key, value in wanted.items()):
+                kept.append(row)
+        return kept
 
     @requires(Permission.READ, "get_asset_metadata")
     def get_asset_metadata(self, asset_path: Path | str) -> dict[str, Any]:

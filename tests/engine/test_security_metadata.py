@@ -93,7 +93,10 @@ def test_new_metadata_is_sealed_in_the_database_and_round_trips(tmp_path: Path) 
         manager.open_project(project_dir)
         with pytest.raises(DecryptionError, match="locked"):
             manager.get_asset_metadata(path)
+        with pytest.raises(DecryptionError, match="locked"):
+            manager.search_assets(metadata={"shot": 8})
         manager.unlock_project("a long passphrase")
+        assert manager.search_assets(metadata={"shot": 8}) == [path]
         assert manager.get_asset_metadata(path)["metadata"] == {**SECRET_META, "shot": 8}
 
 
@@ -111,6 +114,11 @@ def test_enabling_encryption_seals_existing_assets_and_metadata(tmp_path: Path) 
         assert manager.search_assets("lighthouse") == []  # prompt word
         assert manager.search_assets("unreleased") == []  # description word
         assert len(manager.search_assets("storyboard")) == 3
+        # the metadata filter still works: it runs on the opened metadata
+        found = manager.search_assets(metadata={"client": "Nordlys Records", "index": 1})
+        assert found == [paths[1]]
+        assert len(manager.search_assets("storyboard", metadata={"shot": 7}, limit=2)) == 2
+        assert manager.search_assets(metadata={"client": "someone else"}) == []
     for _, _, description, prompt, metadata in _rows(project_dir):
         assert description.startswith(FIELD_PREFIX) and prompt.startswith(FIELD_PREFIX)
         assert "Nordlys" not in metadata
