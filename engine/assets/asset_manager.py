@@ -599,6 +599,9 @@ class AssetManager:
         if not target.exists():  # else: a file of a killed store, same bytes by its name
             self._write_content(target, data, source_path, digest, project=project)
             written = True
+        elif self._cipher_for(project) is not None and not _starts_sealed(target):
+            # a clear leftover of a killed store in an encrypted project: seal it now
+            self._write_content(target, data, source_path, digest, project=project)
         phash = None
         if mime.startswith("image/"):
             phash = image_phash(data if data is not None else target.read_bytes())
@@ -1264,6 +1267,14 @@ class AssetManager:
                 dirnames[:] = [d for d in dirnames if not Path(folder, d).is_symlink()]
                 found.extend(Path(folder, name) for name in filenames)
         return [p for p in found if old(p)]
+
+
+def _starts_sealed(path: Path) -> bool:
+    """Whether a file begins with the sealed-file header (engine/security/crypto.py)."""
+    from engine.security.crypto import MAGIC
+
+    with path.open("rb") as handle:
+        return handle.read(len(MAGIC)) == MAGIC
 
 
 def _hash_file(path: Path) -> str:

@@ -340,3 +340,22 @@ def test_process_killed_mid_sealing_loses_nothing(tmp_path: Path) -> None:
             assert manager.read_asset_bytes(path) == f"frame {i}".encode() * 50
             assert manager.get_asset_metadata(path)["metadata"] == {**SECRET_META, "index": i}
     assert all(row[3].startswith(FIELD_PREFIX) for row in _rows(project_dir))
+
+
+def test_clear_leftover_of_a_killed_store_is_sealed_when_stored_again(tmp_path: Path) -> None:
+    """A clear file left by a killed store (no database row) is sealed by the next store."""
+    import hashlib
+
+    content = b"leftover bytes" * 20
+    digest = hashlib.sha256(content).hexdigest()
+    with AssetManager(tmp_path / "ws") as manager:
+        manager.create_project("leftover")
+        manager.encrypt_project("seal the leftover")
+        project_dir = manager.project().path
+        leftover = project_dir / "assets" / digest[:2] / f"{digest}.bin"
+        leftover.parent.mkdir(parents=True, exist_ok=True)
+        leftover.write_bytes(content)  # what a store killed before its database row leaves
+        path = manager.store_asset({"content": content, "extension": "bin"})
+        assert path == leftover
+        assert path.read_bytes().startswith(MAGIC)
+        assert manager.read_asset_bytes(path) == content
