@@ -82,6 +82,77 @@ class _LoopWatch:
         self._last, self._last_cpu = now, cpu
 
 
+class _StallSampler:
+    """A thread that watches :class:`_LoopWatch` and, while the GUI thread has not turned
+    for more than ``threshold_ms``, samples the stacks of the other threads (who runs
+    Python, i.e. holds the GIL, while the GUI waits).  Every ``period_ms`` it takes one
+    sample; each sample counts the innermost engine/app frame of every other thread.
+    """
+
+    def __init__(self, watch: _LoopWatch, threshold_ms: float = 20.0, period_ms: float = 2.0):
+        import threading
+
+        self.watch = watch
+        self.threshold = threshold_ms / 1000.0
+        self.period = period_ms / 1000.0
+        self.samples: dict[str, int] = {}
+        self.stalls: list[dict[str, Any]] = []
+        self._stop = threading.Event()
+        self._main = threading.main_thread().ident
+        self._thread = threading.Thread(target=self._run, name="stall-sampler", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    @staticmethod
+    def _where(frame: Any) -> str:
+        import traceback
+
+        stack = traceback.extract_stack(frame)
+        ours = [f for f in stack if "/engine/" in f.filename or "/app/" in f.filename]
+        inner = stack[-1]
+        top = ours[-1] if ours else inner
+        short = Path(top.filename).name
+        return f"{short}:{top.lineno} {top.name} -> {Path(inner.filename).name}:{inner.name}"
+
+    def _run(self) -> None:
+        import threading
+
+        names = {}
+        current: dict[str, int] | None = None
+        current_started = 0.0
+        while not self._stop.wait(self.period):
+            now = time.perf_counter()
+            stalled = now - self.watch._last > self.threshold and self.watch.timer.isActive()
+            if stalled:
+                if current is None:
+                    current, current_started = {}, self.watch._last
+                names = {t.ident: t.name for t in threading.enumerate()}
+                for ident, frame in sys._current_frames().items():
+                    if ident in (self._main, threading.get_ident()):
+                        continue
+                    key = f"[{names.get(ident, ident)}] {self._where(frame)}"
+                    current[key] = current.get(key, 0) + 1
+                    self.samples[key] = self.samples.get(key, 0) + 1
+            elif current is not None:
+                self.stalls.append(
+                    {
+                        "ms": round((now - current_started) * 1000.0, 1),
+                        "top": sorted(current.items(), key=lambda kv: -kv[1])[:4],
+                    }
+                )
+                current = None
+
+    def report(self, top: int = 8) -> dict[str, Any]:
+        worst = sorted(self.stalls, key=lambda s: -s["ms"])[:5]
+        common = sorted(self.samples.items(), key=lambda kv: -kv[1])[:top]
+        return {"worst_stalls": worst, "most_sampled": common}
+
+
 def _wait(app: Any, predicate: Any, timeout_s: float) -> None:
     deadline = time.perf_counter() + timeout_s
     while not predicate():
@@ -91,8 +162,14 @@ def _wait(app: Any, predicate: Any, timeout_s: float) -> None:
         time.sleep(0.001)
 
 
-def measure_stalls(seconds: float, preset: str) -> dict[str, Any]:
-    """Longest event-loop stalls while a project is analysed and rendered."""
+def measure_stalls(
+    seconds: float, preset: str, sample: bool = False, threshold_ms: float = 20.0
+) -> dict[str, Any]:
+    """Longest event-loop stalls while a project is analysed and rendered.
+
+    With ``sample`` a thread records what the other threads run during each stall over
+    ``threshold_ms`` (see :class:`_StallSampler`); it costs the GUI some GIL time itself.
+    """
     from PySide6.QtCore import QSettings
     from PySide6.QtWidgets import QApplication
 
@@ -114,10 +191,14 @@ def measure_stalls(seconds: float, preset: str) -> dict[str, Any]:
         window.resize(1440, 900)
         window.show()
         app.processEvents()
+        modules_before = set(sys.modules)
         watch = _LoopWatch()
+        sampler = _StallSampler(watch, threshold_ms) if sample else None
         phases: dict[str, tuple[int, int]] = {}
         started = time.perf_counter()
         watch.start()
+        if sampler is not None:
+            sampler.start()
         first = len(watch.gaps_ms)
         shown: list[float] = []
         window.timeline_shown.connect(lambda: shown.append(time.perf_counter()))
@@ -138,6 +219,8 @@ def measure_stalls(seconds: float, preset: str) -> dict[str, Any]:
         phases["render"] = (first, len(watch.gaps_ms))
         rendered = time.perf_counter() - render_started
         watch.stop()
+        if sampler is not None:
+            sampler.stop()
         state = rows[key].state
         window.close()
         app.processEvents()
@@ -156,7 +239,7 @@ def measure_stalls(seconds: float, preset: str) -> dict[str, Any]:
             "over_16ms": sum(g > 16.0 for g in gaps),
         }
 
-    return {
+    out = {
         "song_seconds": round(seconds, 1),
         "preset": preset,
         "render_state": state,
@@ -169,6 +252,16 @@ def measure_stalls(seconds: float, preset: str) -> dict[str, Any]:
             watch.gaps_ms[slice(*phases["render"])], watch.cpu_ms[slice(*phases["render"])]
         ),
     }
+    if sampler is not None:
+        out["stall_samples"] = sampler.report()
+        # extension modules first imported by the engine while the GUI ran: loading one
+        # holds the GIL for its whole dlopen and init
+        out["extension_modules_imported"] = sorted(
+            name
+            for name in set(sys.modules) - modules_before
+            if str(getattr(sys.modules.get(name), "__file__", "") or "").endswith((".so", ".pyd"))
+        )
+    return out
 
 
 def measure_repaint(clips: int) -> dict[str, float]:
@@ -186,12 +279,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--preset", default="draft", help="render preset")
     parser.add_argument("--clips", type=int, default=1000, help="clips on the timeline")
     parser.add_argument("--json", type=Path, help="write the figures here too")
+    parser.add_argument(
+        "--sample-stalls",
+        action="store_true",
+        help="record the other threads' stacks during long stalls",
+    )
+    parser.add_argument(
+        "--stall-threshold-ms", type=float, default=20.0, help="what --sample-stalls samples"
+    )
+    parser.add_argument(
+        "--switch-interval-ms",
+        type=float,
+        help="sys.setswitchinterval for the run (Python's default is 5 ms): how long a "
+        "thread that wants the GIL waits for a busy one to hand it over",
+    )
     args = parser.parse_args(argv)
+    if args.switch_interval_ms is not None:
+        sys.setswitchinterval(args.switch_interval_ms / 1000.0)
     logging.basicConfig(level=logging.WARNING)
     result = {
-        "stalls": measure_stalls(args.seconds, args.preset),
+        "stalls": measure_stalls(
+            args.seconds, args.preset, args.sample_stalls, args.stall_threshold_ms
+        ),
         "repaint": measure_repaint(args.clips),
         "cpu_count": os.cpu_count(),
+        "switch_interval_ms": sys.getswitchinterval() * 1000.0,
+        "load_average": os.getloadavg(),
     }
     stalls, repaint = result["stalls"], result["repaint"]
     result["targets"] = {
