@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.engine_bridge import one_line as _one_line
 from app.widgets.panel_common import (
     IMAGE_EXTENSIONS,
     dropped_paths,
@@ -600,7 +601,3 @@ def _name_from(path: Path) -> str:
     # "mara_front_01" → "Mara": file names often end in the view or a number
     keep = [w for w in words if not w.isdigit()][:1]
     return (keep[0] if keep else path.stem).capitalize()
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage, QPixmap
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -49,7 +49,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.widgets.panel_common import array_to_qimage, dropped_paths, load_rgb, save_screenshot
+from app.engine_bridge import one_line as _one_line
+from app.widgets.panel_common import (
+    ScaledImageLabel,
+    array_to_qimage,
+    dropped_paths,
+    load_rgb,
+    save_screenshot,
+)
 from engine import api
 
 __all__ = [
@@ -177,37 +184,18 @@ class SliderField(QWidget):
         self.value_changed.emit(float(value))
 
 
-class _Preview(QLabel):
+class _Preview(ScaledImageLabel):
     """The graded still, scaled to the label."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._image = QImage()
         self.setMinimumSize(240, 135)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setStyleSheet("background: #151515; color: #999999;")
         self.setText("Select a shot on the timeline to preview its grade")
-        self.setWordWrap(True)
 
     def set_image(self, image: QImage) -> None:
-        self._image = image
-        self._refresh()
-
-    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
-        super().resizeEvent(event)
-        self._refresh()
-
-    def _refresh(self) -> None:
-        if self._image.isNull():
-            return
-        self.setPixmap(
-            QPixmap.fromImage(self._image).scaled(
-                self.size(),
-                Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.SmoothTransformation,
-            )
-        )
+        self.show_image(image)
 
 
 class GradingPanel(QWidget):
@@ -746,7 +734,3 @@ def _copy_grades(grades: Any) -> dict[str, Any]:
         out["sections"] = dict(grades.get("sections") or {})
         out["shots"] = dict(grades.get("shots") or {})
     return out
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__

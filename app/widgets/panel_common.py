@@ -14,11 +14,12 @@ import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QMimeData, QObject, Qt, Signal
 from PySide6.QtGui import QImage, QPixmap
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QLabel, QWidget
 
 from engine import api
 
@@ -201,3 +202,38 @@ def protect_bools() -> bool:
 
 
 protect_bools()
+
+
+class ScaledImageLabel(QLabel):
+    """A label that shows one image scaled to its size (aspect kept), re-scaled on resize.
+
+    Subclasses set their placeholder text and style; :meth:`show_image` swaps the image.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._image = QImage()
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)
+
+    def show_image(self, image: QImage) -> None:
+        self._image = image
+        self._refresh()
+
+    def image(self) -> QImage:
+        return self._image
+
+    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
+        super().resizeEvent(event)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self._image.isNull():
+            return
+        self.setPixmap(
+            QPixmap.fromImage(self._image).scaled(
+                self.size(),
+                Qt.AspectRatioMode.KeepAspectRatio,
+                Qt.TransformationMode.SmoothTransformation,
+            )
+        )

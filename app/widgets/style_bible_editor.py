@@ -56,8 +56,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.engine_bridge import one_line as _one_line
 from app.widgets.panel_common import (
     IMAGE_EXTENSIONS,
+    ScaledImageLabel,
     dropped_paths,
     mark_invalid,
     save_screenshot,
@@ -133,20 +135,17 @@ class SwatchStrip(QWidget):
             painter.fillRect(i * width, 0, width - 2, rect.height(), colour)
 
 
-class ReferencePicker(QLabel):
+class ReferencePicker(ScaledImageLabel):
     """Shows one reference image; a click picks the colour under the cursor."""
 
     colour_picked = Signal(QColor)
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._image = QImage()
         self.setMinimumSize(200, 112)
-        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setToolTip("Click the picture to add the colour under the cursor to the palette")
         self.setText("Add a reference image, then click it to pick palette colours")
-        self.setWordWrap(True)
         self.setStyleSheet("background: #202020; color: #aaaaaa;")
 
     def set_image(self, path: Path | None) -> None:
@@ -156,24 +155,6 @@ class ReferencePicker(QLabel):
             self.setText("Add a reference image, then click it to pick palette colours")
         else:
             self._refresh()
-
-    def image(self) -> QImage:
-        return self._image
-
-    def resizeEvent(self, event: Any) -> None:  # noqa: N802 (Qt override)
-        super().resizeEvent(event)
-        self._refresh()
-
-    def _refresh(self) -> None:
-        if self._image.isNull():
-            return
-        self.setPixmap(
-            QPixmap.fromImage(self._image).scaled(
-                self.size(),
-                Qt.AspectRatioMode.KeepAspectRatio,
-                Qt.TransformationMode.SmoothTransformation,
-            )
-        )
 
     def image_point(self, pos: QPoint) -> QPoint | None:
         """The image pixel under widget position ``pos`` (None outside the picture)."""
@@ -768,7 +749,3 @@ def _number(text: str, kind: Callable[[str], Any]) -> Any:
         return kind(text.strip())
     except ValueError:
         return text
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__
