@@ -42,6 +42,7 @@ from engine.assets.perceptual import image_phash, to_signed, to_unsigned
 from engine.assets.project import PROJECT_FILE, Project
 from engine.assets.rate_limit import TokenBucket
 from engine.atomic_files import atomic_path
+from engine.config.sections import section_settings
 from engine.errors import AssetError, MediaInputError, ParameterError
 from engine.security.api_keys import LOCAL, Permission, Principal, requires
 from engine.storage import DEFAULT_BUSY_TIMEOUT_S, DiskFullError
@@ -337,17 +338,7 @@ class AssetManager:
 
     @staticmethod
     def _validated_config(config: dict[str, Any]) -> dict[str, Any]:
-        section = config.get("assets")
-        strict = isinstance(section, dict)
-        source = section if strict else config
-        merged = dict(DEFAULT_ASSET_CONFIG)
-        for key, value in source.items():
-            if key in DEFAULT_ASSET_CONFIG:
-                merged[key] = value
-            elif strict:
-                raise ParameterError(
-                    f"assets.{key}", value, f"one of {sorted(DEFAULT_ASSET_CONFIG)}"
-                )
+        merged = section_settings(config, "assets", DEFAULT_ASSET_CONFIG)
         limit = merged["storage_limit_gb"]
         if not isinstance(limit, int | float) or isinstance(limit, bool) or limit <= 0:
             raise ParameterError("storage_limit_gb", limit, "a number of GB > 0")

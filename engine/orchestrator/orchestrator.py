@@ -61,6 +61,7 @@ from typing import Any
 from engine.assets.errors import RateLimitError
 from engine.assets.project import PROJECT_FILE, Project
 from engine.assets.rate_limit import TokenBucket
+from engine.config.sections import section_settings
 from engine.context import StageContext
 from engine.errors import (
     APEXDirectorError,
@@ -311,17 +312,7 @@ class APEXOrchestrator:
 
     @staticmethod
     def _validated_config(config: dict[str, Any]) -> dict[str, Any]:
-        section = config.get("orchestrator")
-        strict = isinstance(section, dict)
-        source = section if strict else config
-        merged = dict(DEFAULT_ORCHESTRATOR_CONFIG)
-        for key, value in source.items():
-            if key in merged:
-                merged[key] = value
-            elif strict:
-                raise ParameterError(
-                    f"orchestrator.{key}", value, f"one of {sorted(DEFAULT_ORCHESTRATOR_CONFIG)}"
-                )
+        merged = section_settings(config, "orchestrator", DEFAULT_ORCHESTRATOR_CONFIG)
         workers = merged["cpu_workers"]
         if not isinstance(workers, int) or isinstance(workers, bool) or not 1 <= workers <= 64:
             raise ParameterError("cpu_workers", workers, "an integer 1..64")
