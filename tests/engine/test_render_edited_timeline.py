@@ -273,3 +273,38 @@ def test_cli_render_timeline_option(first: dict[str, Any], capsys: pytest.Captur
     assert code == 2
     assert "another song" in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_cli_renders_an_edit_through_the_job_chain(first: dict[str, Any]) -> None:
+    """``apex-director render SONG --timeline EDIT.json``: the six jobs render the edit
+    (its split and crossfade are in the video's cuts), exit code 0, QC included."""
+    from engine.cli import main
+
+    folder = first["dir"]
+    edited, _graded_id, fade = edit(load_timeline(folder / "planned.timeline.json"))
+    path = save_timeline(folder / "cli-edit.timeline.json", edited)
+    out = folder / "cli-edited.mp4"
+    code = main(
+        [
+            "render",
+            str(first["audio"]),
+            "-o",
+            str(out),
+            "--preset",
+            "draft",
+            "--cache-dir",
+            str(folder / "cache"),
+            "--timeline",
+            str(path),
+            "--json-report",
+            str(folder / "cli-edited.json"),
+        ]
+    )
+    assert code == 0
+    report = json.loads((folder / "cli-edited.json").read_text())
+    assert report["inputs"]["timeline"] == str(path)
+    clips = edited.video_clips
+    expected = [c.start.frame(edited.fps) for i, c in enumerate(clips) if i and i != fade]
+    found = detect_cuts(small_frames(out))
+    for cut in expected:
+        assert any(abs(cut - f) <= 1 for f in found), (cut, found)
