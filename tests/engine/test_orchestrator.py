@@ -545,3 +545,41 @@ def test_database_locked_by_another_process_delays_jobs_and_loses_none(
     assert [r["state"] for r in results] == ["succeeded"] * 5
     assert all(r["attempts"] == 1 for r in results)
     assert "could not read the queue" in caplog.text and "locked" in caplog.text
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice is Linux's")
+def test_worker_threads_run_at_a_lower_priority_than_the_caller(
+    engine: EngineThread, tmp_path: Path
+) -> None:
+    """Jobs run at ``worker_nice`` so a render cannot starve the GUI thread of a CPU;
+    threads a job starts inherit it; 0 leaves the workers at normal priority."""
+    from engine.orchestrator.thread_priority import current_thread_nice
+
+    def nice_of_job_and_child(context: JobContext) -> dict[str, Any]:
+        seen: list[int | None] = []
+        child = threading.Thread(target=lambda: seen.append(current_thread_nice()))
+        child.start()
+        child.join()
+        return {"nice": current_thread_nice(), "child": seen[0]}
+
+    base = current_thread_nice()
+    assert base is not None
+    for folder, config, expected in (
+        ("nice", {}, max(base, 5)),
+        ("normal", {"worker_nice": 0}, base),
+    ):
+        orchestrator, _ = _start(engine, tmp_path / folder, config)
+        orchestrator.register_handler("whoami", nice_of_job_and_child)
+        job_id = engine.call(orchestrator.submit_job({"kind": "whoami", "payload": {}}))
+        status = engine.call(orchestrator.wait_for(job_id))
+        engine.call(orchestrator.stop())
+        assert status["state"] == "succeeded", status
+        assert status["result"] == {"nice": expected, "child": expected}
+    assert current_thread_nice() == base  # the caller's thread is untouched
+
+
+def test_worker_nice_is_validated(tmp_path: Path) -> None:
+    from engine.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="worker_nice"):
+        APEXOrchestrator(tmp_path / "p", config={"worker_nice": 40})
