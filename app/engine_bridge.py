@@ -522,8 +522,13 @@ class EngineBridge(QObject):
                 # the job's JobFailed / JobCancelled event already told the window why
                 return None
             # the job filled the analyser's cache: this returns the full analysis at once
+            # (keyed by the song's content; an encrypted project's sealed song is opened
+            # in memory with its key, as the job did)
             analyzer = api.AudioAnalyzer(cache_dir=orchestrator.project.cache_dir / "analysis")
-            return await asyncio.to_thread(analyzer.analyze, audio)
+            project = orchestrator.project
+            return await asyncio.to_thread(
+                lambda: analyzer.analyze(api.project_audio_source(project, audio))
+            )
 
         def done(analysis: Any) -> None:
             if analysis is None:

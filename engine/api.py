@@ -85,6 +85,7 @@ from engine.security.errors import (
     ArchiveError,
     ArchiveTooLargeError,
     DecryptionError,
+    ProjectLockedError,
     UnsafeArchiveError,
 )
 
@@ -152,6 +153,7 @@ __all__ = [
     "Permission",
     "PermissionDeniedError",
     "Project",
+    "ProjectLockedError",
     "QualityIssue",
     "QualityReport",
     "QualityValidator",
@@ -185,6 +187,7 @@ __all__ = [
     "load_timeline",
     "plan_shots",
     "prepare_render",
+    "project_audio_source",
     "render_video",
     "save_timeline",
     "scan_models",
@@ -212,11 +215,14 @@ _LAZY = {
     "decode_audio": "engine.audio.decode",
     # a render as a chain of jobs in a project (the GUI's render queue submits these)
     "prepare_render": "engine.orchestrator.render_jobs",
+    # a project's song for decoding: its path, or its bytes when sealed (encrypted project)
+    "project_audio_source": "engine.assets.asset_manager",
 }
 if TYPE_CHECKING:
     from engine.assembly.frame_server import FrameServer
     from engine.assembly.preview import document_frame_server
     from engine.assets import AssetManager, Project
+    from engine.assets.asset_manager import project_audio_source
     from engine.audio.decode import decode_audio
     from engine.orchestrator.engine_thread import EngineThread
     from engine.orchestrator.facade import APEXDirector

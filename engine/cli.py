@@ -152,6 +152,9 @@ def _parser() -> argparse.ArgumentParser:
         help="run the render as jobs in this project (created if missing; default: a "
         "temporary one in the cache); run the same command again to resume after a crash",
     )
+    from engine.cli_commands.project import add_passphrase_option
+
+    add_passphrase_option(render, purpose="of an encrypted --project")
 
     analyze = sub.add_parser(
         "analyze",
@@ -247,9 +250,28 @@ def _render(args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         timeline_path=args.timeline,
     )
+    passphrase = None
+    if args.passphrase_file is not None and args.project is None:
+        from engine.errors import ParameterError
+
+        raise ParameterError("--passphrase-file", str(args.passphrase_file), "with --project")
+    if args.project is not None:
+        from engine.cli_commands.project import read_passphrase
+        from engine.orchestrator.render_jobs import needs_passphrase
+
+        if needs_passphrase(args.project):
+            passphrase = read_passphrase(
+                args.passphrase_file, prompt=f"passphrase of {args.project}: "
+            )
     printer = ProgressPrinter()
     try:
-        report = run_render(request, config=config, project_dir=args.project, sink=printer)
+        report = run_render(
+            request,
+            config=config,
+            project_dir=args.project,
+            sink=printer,
+            passphrase=passphrase,
+        )
     finally:
         printer.finish()
     out = report["output"]

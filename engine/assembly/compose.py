@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import json
 import logging
 import queue
@@ -26,6 +27,7 @@ from engine.assembly.encoder import (
 from engine.assembly.frame_renderer import FrameRenderer, FrameStyle
 from engine.assembly.timeline import Timeline
 from engine.atomic_files import atomic_path, atomic_write_text
+from engine.audio.decode import AudioBytes, AudioSource
 from engine.planning.shots import ShotList
 
 __all__ = ["RenderStats", "StillCache", "compose_video"]
@@ -135,7 +137,7 @@ def compose_video(
     load_still: Callable[[int], np.ndarray],
     *,
     output_path: Path,
-    audio_path: Path,
+    audio_path: AudioSource,
     work_dir: Path,
     settings: EncodeSettings,
     crossfade_seconds: float,
@@ -158,6 +160,11 @@ def compose_video(
     handful of frames, whatever the song's length.  For ``yuv420p`` output of an edit
     without grades or whip pans, frames are composed on BT.709 I420 planes and handed to
     the encoder as they are (:meth:`FrameRenderer.render_i420`); otherwise in RGB.
+
+    ``audio_path`` may be :class:`~engine.audio.decode.AudioBytes` (an encrypted
+    project's song, opened in memory): its AAC track is then encoded into memory rather
+    than ``work_dir/audio.m4a``, so no clear copy of the song is left on disk by a
+    killed render (a resumed render encodes the track again: a second or two).
     """
     style = style or FrameStyle(motion_amount=motion_amount, transition_seconds=crossfade_seconds)
     timeline = Timeline(
@@ -173,7 +180,18 @@ def compose_video(
 
     audio_file = work_dir / "audio.m4a"
     audio_info = work_dir / "audio.json"
-    if audio_file.exists() and audio_info.exists():
+    audio_track: Path | bytes = audio_file
+    if isinstance(audio_path, AudioBytes):
+        buffer = io.BytesIO()
+        audio = encode_audio_track(
+            audio_path,
+            buffer,
+            bitrate=settings.audio_bitrate,
+            gain_db=settings.audio_gain_db,
+            max_duration=max_audio_duration,
+        )
+        audio_track = buffer.getvalue()
+    elif audio_file.exists() and audio_info.exists():
         meta = json.loads(audio_info.read_text())
         audio = AudioTrack(samples=int(meta["samples"]), sample_rate=int(meta["sample_rate"]))
     else:
@@ -214,7 +232,7 @@ def compose_video(
                     progress(frame + 1, total)
     with atomic_path(output_path) as tmp:
         joined = join_segments(
-            segments, audio_file, tmp, fps=settings.fps, metadata=settings.metadata
+            segments, audio_track, tmp, fps=settings.fps, metadata=settings.metadata
         )
     shutil.rmtree(work_dir, ignore_errors=True)
     if reused:

@@ -3,7 +3,10 @@
 A render is encoded as video-only segments of a few seconds (each a closed GOP in its
 own MP4, written atomically), plus the song as one AAC track; the join copies their
 packets into the final MP4 without re-encoding.  A render killed mid-way therefore
-loses at most the segment it was writing.
+loses at most the segment it was writing.  A song held in memory
+(:class:`~engine.audio.decode.AudioBytes`, an encrypted project's) is encoded into
+memory too (:func:`encode_audio_track` with an ``io.BytesIO``), so no clear copy of it
+reaches the disk before the final video.
 
 Video is H.264 (yuv420p) or HEVC (10-bit, for the cinema preset), BT.709
 primaries/transfer/matrix in limited range, tagged in the container and in the
@@ -14,6 +17,7 @@ bitstream's VUI, at a constant frame rate (integer or NTSC-fractional such as
 from __future__ import annotations
 
 import heapq
+import io
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from engine.audio.decode import iter_audio_frames, probe_audio
+from engine.audio.decode import AudioSource, iter_audio_frames, probe_audio
 from engine.errors import AssemblyError
 
 __all__ = [
@@ -91,12 +95,13 @@ class EncodeSettings:
         return max(1, int(self.gop_seconds * self.fps))
 
 
-def _open_output(path: Path, *, faststart: bool = False) -> Any:
+def _open_output(path: Path | io.BytesIO, *, faststart: bool = False) -> Any:
     import av
 
     options = {"movflags": "+faststart"} if faststart else {}
+    target = path if isinstance(path, io.BytesIO) else str(path)
     try:
-        return av.open(str(path), mode="w", format="mp4", options=options)
+        return av.open(target, mode="w", format="mp4", options=options)
     except av.error.FFmpegError as err:
         raise AssemblyError(
             f"cannot create {path}: {err}", component="encoder", stage="open"
@@ -237,21 +242,25 @@ class AudioTrack:
         return self.samples / self.sample_rate
 
 
-def output_sample_rate(audio_path: Path) -> int:
+def output_sample_rate(audio_path: AudioSource) -> int:
     """44.1 or 48 kHz sources keep their rate; anything else becomes 48 kHz."""
     rate = probe_audio(audio_path).sample_rate
     return rate if rate in (44100, 48000) else 48000
 
 
 def encode_audio_track(
-    audio_path: Path,
-    out_path: Path,
+    audio_path: AudioSource,
+    out_path: Path | io.BytesIO,
     *,
     bitrate: int = 192_000,
     gain_db: float = 0.0,
     max_duration: float | None = None,
 ) -> AudioTrack:
-    """Decode the song and encode it as stereo AAC into ``out_path`` (an .m4a)."""
+    """Decode the song and encode it as stereo AAC into ``out_path`` (an .m4a).
+
+    ``audio_path`` may be a file or :class:`~engine.audio.decode.AudioBytes`;
+    ``out_path`` a file or an ``io.BytesIO`` (the track then stays in memory).
+    """
     import av
 
     rate = output_sample_rate(audio_path)
@@ -315,10 +324,15 @@ def _video_packets(segments: Sequence[Path], fps: Fraction) -> Iterator[tuple[fl
             frames_before += count
 
 
-def _audio_packets(path: Path) -> Iterator[tuple[float, int, Any]]:
+def _open_track(track: Path | bytes) -> Any:
+    """Open the audio track for reading: a file, or an encoded track held in memory."""
     import av
 
-    with av.open(str(path)) as container:
+    return av.open(io.BytesIO(track) if isinstance(track, bytes) else str(track))
+
+
+def _audio_packets(path: Path | bytes) -> Iterator[tuple[float, int, Any]]:
+    with _open_track(path) as container:
         stream = container.streams.audio[0]
         for packet in container.demux(stream):
             if packet.dts is None:
@@ -328,13 +342,17 @@ def _audio_packets(path: Path) -> Iterator[tuple[float, int, Any]]:
 
 def join_segments(
     segments: Sequence[Path],
-    audio_track: Path,
+    audio_track: Path | bytes,
     out_path: Path,
     *,
     fps: Fraction,
     metadata: Sequence[tuple[str, str]] = (),
 ) -> JoinStats:
-    """Copy the segments' video and the audio track into one MP4, interleaved, no re-encode."""
+    """Copy the segments' video and the audio track into one MP4, interleaved, no re-encode.
+
+    ``audio_track`` is an .m4a file or its bytes (a track :func:`encode_audio_track`
+    wrote into an ``io.BytesIO``).
+    """
     import av
 
     if not segments:
@@ -344,7 +362,7 @@ def join_segments(
     try:
         for key, value in metadata:
             out.metadata[key] = value
-        with av.open(str(segments[0])) as first, av.open(str(audio_track)) as audio:
+        with av.open(str(segments[0])) as first, _open_track(audio_track) as audio:
             video_out = out.add_stream_from_template(first.streams.video[0])
             audio_out = out.add_stream_from_template(audio.streams.audio[0])
         outputs = (video_out, audio_out)

@@ -33,9 +33,10 @@ import posixpath
 import re
 import shutil
 import time
+import weakref
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.assets.errors import AssetPathError, QuotaExceededError
 from engine.assets.perceptual import image_phash, to_signed, to_unsigned
@@ -47,7 +48,10 @@ from engine.errors import AssetError, MediaInputError, ParameterError
 from engine.security.api_keys import LOCAL, Permission, Principal, requires
 from engine.storage import DEFAULT_BUSY_TIMEOUT_S, DiskFullError
 
-__all__ = ["DEFAULT_ASSET_CONFIG", "AssetManager"]
+if TYPE_CHECKING:
+    from engine.audio.decode import AudioBytes
+
+__all__ = ["DEFAULT_ASSET_CONFIG", "AssetManager", "project_audio_source"]
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +103,14 @@ _EXTENSION = re.compile(r"^[a-z0-9]{1,10}$")
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
 _SEALED_STATE = "encryption.sealed"  # project_state key: every asset sealed
+# The asset manager that opened each Project object.  Job handlers get only the project
+# (APEXDirector hands the manager's Project object to the orchestrator), and this is how
+# they find the key of an unlocked project (project_audio_source).  Weak both ways, and
+# keyed by the object, not the folder: another manager's key for the same folder is not
+# found, and nothing is kept alive.
+_MANAGER_OF: weakref.WeakKeyDictionary[Project, weakref.ref[AssetManager]] = (
+    weakref.WeakKeyDictionary()
+)
 # With a limit, full-text results are ranked among the newest this many matches.
 RANK_WINDOW = 1000
 
@@ -302,15 +314,47 @@ class AssetManager:
         return values
 
     def _cipher_for(self, project: Project) -> Any:
-        """The project's cipher, None when it is not encrypted; refuses a locked one."""
+        """The project's cipher, None when it is not encrypted; refuses a locked one
+        (:class:`~engine.security.errors.ProjectLockedError`)."""
         cipher = self._ciphers.get(project.id)
         if cipher is None and (project.path / "encryption.json").is_file():
-            from engine.security.errors import DecryptionError
+            from engine.security.errors import ProjectLockedError
 
-            raise DecryptionError(
-                project.name, reason="the project is encrypted and locked: call unlock_project"
-            )
+            raise ProjectLockedError(project.name)
         return cipher
+
+    @classmethod
+    def for_project(cls, project: Project) -> AssetManager | None:
+        """The open asset manager that holds this ``Project`` object (``None``: none)."""
+        ref = _MANAGER_OF.get(project)
+        manager = None if ref is None else ref()
+        if manager is None or all(p is not project for p in manager._projects.values()):
+            return None
+        return manager
+
+    @requires(Permission.READ, "audio_source")
+    def audio_source(self, asset_path: Path | str) -> Path | AudioBytes:
+        """A stored song, ready to decode: its path, or its bytes when it is sealed.
+
+        A sealed asset (encrypted project) is opened with the project's key into an
+        :class:`~engine.audio.decode.AudioBytes` (keyed by the asset's content hash), so
+        the decoders read it from memory and its clear bytes never reach the disk.
+
+        Raises
+        ------
+        ProjectLockedError
+            The asset is sealed and the project is locked (:meth:`unlock_project`).
+        DecryptionError
+            Wrong key, or the file was altered.
+        """
+        from engine.audio.decode import AudioBytes
+
+        project, record = self._locate(asset_path)
+        path = self._record_path(project, record.rel_path, follow_links=True)
+        if not _starts_sealed(path):
+            return path
+        data = self.read_asset_bytes(path)
+        return AudioBytes(data=data, name=Path(record.rel_path).name, digest=record.content_hash)
 
     @requires(Permission.READ, "read_asset_bytes")
     def read_asset_bytes(self, asset_path: Path | str) -> bytes:
@@ -374,6 +418,7 @@ class AssetManager:
             busy_timeout_s=self.config["busy_timeout_s"],
         )
         self._projects[project.id] = project
+        _MANAGER_OF[project] = weakref.ref(self)
         self._current = project
         return project
 
@@ -385,6 +430,7 @@ class AssetManager:
             project.close(save=False)
             project = existing
         self._projects[project.id] = project
+        _MANAGER_OF[project] = weakref.ref(self)
         self._current = project
         return project
 
@@ -415,7 +461,9 @@ class AssetManager:
         """Close every open project (saving unsaved project changes)."""
         for project in self._projects.values():
             project.close()
+            _MANAGER_OF.pop(project, None)
         self._projects.clear()
+        self._ciphers.clear()  # the keys are forgotten with the projects
         self._current = None
 
     def __enter__(self) -> AssetManager:
@@ -1258,6 +1306,38 @@ class AssetManager:
                 dirnames[:] = [d for d in dirnames if not Path(folder, d).is_symlink()]
                 found.extend(Path(folder, name) for name in filenames)
         return [p for p in found if old(p)]
+
+
+def project_audio_source(project: Project, path: Path | str) -> Path | AudioBytes:
+    """The song at ``path`` for a job of ``project`` (the render's and analysis' source).
+
+    A clear file is returned as its path.  A sealed asset of ``project`` comes back as
+    its clear bytes in memory (:meth:`AssetManager.audio_source`), through the asset
+    manager that opened this ``Project`` object and its key.
+
+    Raises
+    ------
+    ProjectLockedError
+        The song is sealed and the project was not unlocked in this session.
+    DecryptionError
+        The song is sealed but not an asset of ``project``; or a wrong key, or altered.
+    """
+    from engine.security.errors import DecryptionError, ProjectLockedError
+
+    path = Path(path)
+    if not path.is_file() or not _starts_sealed(path):
+        return path  # a clear song, or a missing one (the decoder says so)
+    normal = Path(os.path.normpath(path.expanduser().absolute()))
+    if not normal.is_relative_to(project.assets_dir):
+        raise DecryptionError(
+            str(path),
+            reason="it is an encrypted asset of another project; render it in its own "
+            "project (apex-director render --project THAT_PROJECT)",
+        )
+    manager = AssetManager.for_project(project)
+    if manager is None:  # an orchestrator on its own: nobody gave this session the key
+        raise ProjectLockedError(project.name)
+    return manager.audio_source(normal)
 
 
 def _starts_sealed(path: Path) -> bool:

@@ -15,7 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from engine.audio.cache import AnalysisCache
-from engine.audio.decode import DecodedAudio, check_audio_path, decode_audio, probe_audio
+from engine.audio.decode import (
+    AudioSource,
+    DecodedAudio,
+    check_audio_source,
+    decode_audio,
+    probe_audio,
+)
 from engine.audio.types import AudioAnalysis, AudioSection, BeatMarker, SpectralFeatures
 from engine.errors import ParameterError
 
@@ -66,17 +72,17 @@ class AudioAnalyzer:
         self.cache = AnalysisCache(cache_dir) if cache_dir is not None else None
 
     # -- decoding -----------------------------------------------------------------
-    def _decode(self, audio_path: Path | str) -> DecodedAudio:
+    def _decode(self, audio_path: AudioSource) -> DecodedAudio:
         return decode_audio(
             audio_path, sample_rate=self.sample_rate, mono=True, max_duration=self.max_duration
         )
 
     # -- the API reference's methods ---------------------------------------------
-    async def analyze_audio(self, audio_path: Path | str) -> AudioAnalysis:
+    async def analyze_audio(self, audio_path: AudioSource) -> AudioAnalysis:
         """Full analysis, run in a worker thread so the event loop stays responsive."""
         return await asyncio.to_thread(self.analyze, audio_path)
 
-    def detect_beats(self, audio_path: Path | str, sensitivity: float = 0.5) -> list[BeatMarker]:
+    def detect_beats(self, audio_path: AudioSource, sensitivity: float = 0.5) -> list[BeatMarker]:
         """Beat markers of a song.
 
         ``sensitivity`` (0..1) sets how weak the onsets may be and still count as
@@ -90,11 +96,11 @@ class AudioAnalyzer:
             track = track_beats(audio.mono(), audio.sample_rate, sensitivity=sensitivity)
         return _markers(track.times, track.strengths, track.beat_in_bar)
 
-    def analyze_sections(self, audio_path: Path | str) -> list[AudioSection]:
+    def analyze_sections(self, audio_path: AudioSource) -> list[AudioSection]:
         """Musical sections (intro, verse, chorus...) with boundaries on downbeats."""
         return self.analyze(audio_path).sections
 
-    def generate_spectral_analysis(self, audio_path: Path | str) -> SpectralFeatures:
+    def generate_spectral_analysis(self, audio_path: AudioSource) -> SpectralFeatures:
         """Per-frame curves (RMS, onset, bands, centroid) at ``fps``."""
         from engine.audio.spectral import spectral_curves
 
@@ -106,9 +112,12 @@ class AudioAnalyzer:
 
     # -- the whole analysis -------------------------------------------------------
     def analyze(
-        self, audio_path: Path | str, *, progress: ProgressCallback | None = None
+        self, audio_path: AudioSource, *, progress: ProgressCallback | None = None
     ) -> AudioAnalysis:
         """Decode and analyse ``audio_path`` (synchronous).
+
+        ``audio_path`` may be a file or :class:`~engine.audio.decode.AudioBytes` (a song
+        in memory); the cache is keyed by the song's content either way.
 
         Raises
         ------
@@ -120,7 +129,7 @@ class AudioAnalyzer:
             if progress is not None:
                 progress(step, 5, message)
 
-        path = check_audio_path(audio_path)
+        path = check_audio_source(audio_path)
         key = None
         if self.cache is not None:
             probe_audio(path)  # unreadable input fails here, before hashing
@@ -136,7 +145,7 @@ class AudioAnalyzer:
             self.cache.store(key, analysis)
         return analysis
 
-    def _analyze_path(self, path: Path, tick: Callable[[int, str], None]) -> AudioAnalysis:
+    def _analyze_path(self, path: AudioSource, tick: Callable[[int, str], None]) -> AudioAnalysis:
         from engine.audio.beats import track_beats
         from engine.audio.key import estimate_key
         from engine.audio.sections import find_sections

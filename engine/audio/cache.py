@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from engine.atomic_files import atomic_write_bytes, atomic_write_text
+from engine.audio.decode import AudioSource, source_digest
 from engine.audio.types import AudioAnalysis, AudioSection, BeatMarker, SpectralFeatures
 
 __all__ = ["AnalysisCache", "file_digest"]
@@ -54,9 +55,11 @@ class AnalysisCache:
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
 
-    def key(self, audio_path: Path, *, version: str, params: dict[str, Any]) -> str:
+    def key(self, audio_path: AudioSource, *, version: str, params: dict[str, Any]) -> str:
+        """The entry's name: the hash of the song's content (a file or bytes in memory),
+        the analyser's version and its parameters; never the path or the file's date."""
         payload = json.dumps(
-            {"content": file_digest(audio_path), "version": version, "params": params},
+            {"content": source_digest(audio_path), "version": version, "params": params},
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()

@@ -2,18 +2,25 @@
 
 Two uses: the analyser wants the whole song as a mono float array at a modest rate;
 the encoder wants the song streamed as stereo frames at the output rate.  Both go
-through :func:`open_audio`, which turns every way a file can be unusable into an
+through one opener, which turns every way a file can be unusable into an
 :class:`~engine.errors.AudioInputError` that says what to do.
+
+A song is an :data:`AudioSource`: a file path, or :class:`AudioBytes`, a song held in
+memory (the clear bytes of an encrypted project's sealed asset, docs/security.md).
+Bytes are decoded from memory (``av.open(io.BytesIO(...))``) and never written to disk;
+:func:`source_digest` keys caches by the song's content either way.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import io
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -21,12 +28,16 @@ from engine.errors import AudioInputError
 
 __all__ = [
     "SUPPORTED_AUDIO_EXTENSIONS",
+    "AudioBytes",
     "AudioInfo",
+    "AudioSource",
     "DecodedAudio",
     "check_audio_path",
+    "check_audio_source",
     "decode_audio",
     "iter_audio_frames",
     "probe_audio",
+    "source_digest",
 ]
 
 log = logging.getLogger(__name__)
@@ -50,6 +61,64 @@ SUPPORTED_AUDIO_EXTENSIONS = (
 )
 _PREALLOCATE_MAX_SECONDS = 3600.0  # decode_audio grows its array beyond this if it must
 _SUPPORTED_TEXT = ", ".join(e.lstrip(".") for e in SUPPORTED_AUDIO_EXTENSIONS)
+
+
+@dataclass(frozen=True, eq=False, repr=False)
+class AudioBytes:
+    """A song held in memory, decoded from there: nothing of it is written to disk.
+
+    What an encrypted project's sealed song becomes once opened with the project's key
+    (``AssetManager.audio_source``).  Its ``repr`` shows the name, size and hash, never
+    the bytes, so it can be logged.
+
+    Attributes
+    ----------
+    data : bytes
+        The file's bytes (any container PyAV reads: wav, flac, mp3, m4a...).
+    name : str
+        A file name for messages and the extension check (``song.wav``).
+    digest : str
+        SHA-256 of ``data`` (hex); computed when not given.  Caches are keyed by it.
+    """
+
+    data: bytes
+    name: str
+    digest: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.digest:
+            object.__setattr__(self, "digest", hashlib.sha256(self.data).hexdigest())
+
+    @property
+    def path(self) -> Path:
+        """``name`` as a path (what error messages show)."""
+        return Path(self.name)
+
+    def __repr__(self) -> str:
+        return f"AudioBytes({self.name!r}, {len(self.data)} bytes, sha256 {self.digest[:12]})"
+
+
+AudioSource: TypeAlias = Path | str | AudioBytes
+"""A song: a file's path, or its bytes in memory (:class:`AudioBytes`)."""
+
+
+def source_digest(source: AudioSource, *, chunk: int = 1 << 20) -> str:
+    """SHA-256 (hex) of the song's bytes: the file's content, or ``AudioBytes.digest``.
+
+    The same song gives the same digest whether it is read from a clear file or held
+    in memory, so caches keyed by it are shared.
+    """
+    if isinstance(source, AudioBytes):
+        return source.digest
+    digest = hashlib.sha256()
+    with open(source, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _where(source: Path | AudioBytes) -> Path:
+    return source.path if isinstance(source, AudioBytes) else source
 
 
 @dataclass(frozen=True)
@@ -108,12 +177,39 @@ def check_audio_path(path: Path | str) -> Path:
     return path
 
 
+def check_audio_source(source: AudioSource) -> Path | AudioBytes:
+    """:func:`check_audio_path` for a path; for :class:`AudioBytes`, the same checks
+    on its name's extension and its size.
+
+    Raises
+    ------
+    AudioInputError
+        With a message that says what is wrong and what to do.
+    """
+    if not isinstance(source, AudioBytes):
+        return check_audio_path(source)
+    path = source.path
+    if path.suffix.lower() not in SUPPORTED_AUDIO_EXTENSIONS:
+        raise AudioInputError(
+            path,
+            f"unsupported extension {path.suffix or '(none)'!r}; use one of {_SUPPORTED_TEXT}",
+        )
+    if not source.data:
+        raise AudioInputError(path, "file is empty (0 bytes); export the song again")
+    return source
+
+
 @contextlib.contextmanager
-def _open(path: Path) -> Iterator[tuple[Any, Any]]:
+def _open(source: Path | AudioBytes) -> Iterator[tuple[Any, Any]]:
     import av
 
+    path = _where(source)
     try:
-        container = av.open(str(path), mode="r")
+        if isinstance(source, AudioBytes):
+            # decoded from memory: the clear bytes never touch the disk
+            container = av.open(io.BytesIO(source.data), mode="r")
+        else:
+            container = av.open(str(source), mode="r")
     except (av.error.FFmpegError, UnicodeDecodeError) as err:
         raise AudioInputError(
             path,
@@ -136,12 +232,12 @@ def _stream_duration(container: Any, stream: Any) -> float:
     return 0.0
 
 
-def probe_audio(path: Path | str) -> AudioInfo:
+def probe_audio(path: AudioSource) -> AudioInfo:
     """Read the container header only (fast): duration, rate, channels, codec."""
-    path = check_audio_path(path)
-    with _open(path) as (container, stream):
+    source = check_audio_source(path)
+    with _open(source) as (container, stream):
         return AudioInfo(
-            path=path,
+            path=_where(source),
             duration=_stream_duration(container, stream),
             sample_rate=int(stream.codec_context.sample_rate or 0),
             channels=int(stream.codec_context.channels or 0),
@@ -159,7 +255,7 @@ def _check_length(path: Path, seconds: float, max_duration: float | None) -> Non
 
 
 def iter_audio_frames(
-    path: Path | str,
+    path: AudioSource,
     *,
     sample_rate: int,
     layout: str = "stereo",
@@ -178,8 +274,9 @@ def iter_audio_frames(
     """
     import av
 
-    path = check_audio_path(path)
-    with _open(path) as (container, stream):
+    source = check_audio_source(path)
+    path = _where(source)
+    with _open(source) as (container, stream):
         _check_length(path, _stream_duration(container, stream), max_duration)
         # FFmpeg's mono-to-stereo upmix lowers the level by 3 dB; copy the channel instead.
         upmix = layout == "stereo" and (stream.codec_context.channels or 0) == 1
@@ -222,7 +319,7 @@ def iter_audio_frames(
 
 
 def decode_audio(
-    path: Path | str,
+    path: AudioSource,
     *,
     sample_rate: int | None = None,
     mono: bool = False,
@@ -232,8 +329,8 @@ def decode_audio(
 
     Parameters
     ----------
-    path : Path
-        The audio file.
+    path : Path or AudioBytes
+        The audio file, or its bytes in memory.
     sample_rate : int, optional
         Resample to this rate (default: the file's own rate).
     mono : bool
@@ -250,8 +347,9 @@ def decode_audio(
     AudioInputError
         Missing, empty, unsupported, unreadable, over-long or sample-less input.
     """
-    path = check_audio_path(path)
-    info = probe_audio(path)
+    source = check_audio_source(path)
+    info = probe_audio(source)
+    where = info.path
     rate = sample_rate or info.sample_rate or 44100
     # The blocks go straight into one array sized from the header (grown if the header
     # was short), so the song is held once, not as a list of blocks plus their join.
@@ -263,7 +361,7 @@ def decode_audio(
     samples = np.empty((1 if mono else 2, int(expected * rate) + rate), dtype=np.float32)
     used = 0
     for block in iter_audio_frames(
-        path, sample_rate=rate, layout="mono" if mono else "stereo", max_duration=max_duration
+        source, sample_rate=rate, layout="mono" if mono else "stereo", max_duration=max_duration
     ):
         n = block.shape[1]
         if used + n > samples.shape[1]:
@@ -275,7 +373,7 @@ def decode_audio(
         samples[:, used : used + n] = block
         used += n
     if used == 0:
-        raise AudioInputError(path, "contains no audio samples; export the song again")
+        raise AudioInputError(where, "contains no audio samples; export the song again")
     # A header that said far longer: give the unused tail back.
     samples = samples[:, :used].copy() if samples.shape[1] - used > rate else samples[:, :used]
     return DecodedAudio(samples=samples, sample_rate=rate)

@@ -15,6 +15,12 @@ all fail, the attempt fails with a :class:`~engine.errors.BackendError` naming e
 and the queue retries it with backoff.  Each backend call takes a token of that
 backend's generation rate limit.  Backends beyond the built-in ones are added with
 :func:`register_backend` (the extension point tests use for failing backends).
+
+The song of an ``analyse`` job or a render is read through
+:func:`~engine.assets.asset_manager.project_audio_source`: when it is a sealed asset of
+an encrypted project, its clear bytes come from the asset manager that unlocked the
+project and are decoded from memory (never written to disk); a locked project fails the
+job with :class:`~engine.security.errors.ProjectLockedError` (docs/security.md).
 """
 
 from __future__ import annotations
@@ -101,12 +107,14 @@ def _json_ready(data: Any) -> Any:
 
 
 def _render_stage(context: JobContext, stage: str | None) -> dict[str, Any]:
+    from engine.assets.asset_manager import project_audio_source
     from engine.context import StageContext
     from engine.events import JobEvent, JobProgress
     from engine.orchestrator.render_jobs import request_from_payload
     from engine.orchestrator.render_pipeline import render_video
 
     request = request_from_payload(context.payload["render"])
+    source = project_audio_source(context.project, request.audio_path)
     order = ("analyse", "plan", "generate", "assemble")
     mine = order.index(stage or "assemble")
 
@@ -125,7 +133,11 @@ def _render_stage(context: JobContext, stage: str | None) -> dict[str, Any]:
         stage=order[mine],
     )
     result = render_video(
-        request, config=context.payload["config"], context=stage_context, until=stage
+        request,
+        config=context.payload["config"],
+        context=stage_context,
+        until=stage,
+        audio_source=None if isinstance(source, Path) else source,
     )
     return _json_ready(result)
 
@@ -137,13 +149,15 @@ def _analyse(context: JobContext) -> dict[str, Any]:
     """``{"audio_path", "sensitivity"?}`` → the analysis as a JSON artifact."""
     if "render" in context.payload:
         return _render_stage(context, "analyse")
+    from engine.assets.asset_manager import project_audio_source
     from engine.audio.analyzer import AudioAnalyzer
-    from engine.audio.cache import file_digest
-    from engine.audio.decode import check_audio_path
+    from engine.audio.decode import check_audio_path, check_audio_source, source_digest
 
-    audio = check_audio_path(Path(str(context.payload.get("audio_path", ""))))
+    path = check_audio_path(Path(str(context.payload.get("audio_path", ""))))
+    # a sealed song (encrypted project) is opened in memory with the project's key
+    audio = check_audio_source(project_audio_source(context.project, path))
     sensitivity = float(context.payload.get("sensitivity", 0.5))
-    inputs = {"audio": file_digest(audio), "sensitivity": sensitivity}
+    inputs = {"audio": source_digest(audio), "sensitivity": sensitivity}
     target = context.artifact_path("json", inputs)
     with context.making(target):
         if target.exists():

@@ -14,7 +14,10 @@ that is an explicit request to try once more.
 
 :func:`run_render` is what ``apex-director render`` calls.  Without a project it uses
 one in the cache folder, named after the render, and deletes it when the render
-succeeded.
+succeeded.  An encrypted project is opened through an
+:class:`~engine.assets.asset_manager.AssetManager` and unlocked with the passphrase
+given (or its OS keyring key), so the jobs read its sealed song in memory
+(docs/security.md).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "RENDER_STAGES",
+    "needs_passphrase",
     "render_id",
     "render_job_ids",
     "render_job_requests",
@@ -215,12 +219,46 @@ def _remove_stale_temp_files(request: RenderRequest, *, older_than: float) -> in
     return removed
 
 
+def needs_passphrase(project_dir: Path | str) -> bool:
+    """Whether the project is encrypted with a passphrase (not an OS keyring key)."""
+    from engine.security.crypto import ENCRYPTION_FILE
+
+    path = Path(project_dir) / ENCRYPTION_FILE
+    if not path.is_file():
+        return False
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    return bool(settings.get("kdf", {}).get("name") != "keyring")
+
+
+def _open_encrypted(project_dir: Path, config: dict[str, Any], passphrase: str | None) -> Any:
+    """An asset manager on the encrypted project, unlocked when a key is at hand.
+
+    With no passphrase, a project whose key is in the OS keyring is unlocked from it; a
+    passphrase project stays locked, and a job that must read its sealed song fails
+    with :class:`~engine.security.errors.ProjectLockedError`.  A wrong passphrase fails
+    here (:class:`~engine.security.errors.DecryptionError`), before any job runs.
+    """
+    from engine.assets.asset_manager import AssetManager
+
+    assets = AssetManager(project_dir, config)
+    try:
+        if passphrase is not None or not needs_passphrase(project_dir):
+            assets.unlock_project(passphrase)
+        else:
+            log.info("%s is encrypted and no passphrase was given: it stays locked", project_dir)
+    except BaseException:
+        assets.close()
+        raise
+    return assets
+
+
 def run_render(
     request: RenderRequest,
     *,
     config: dict[str, Any],
     project_dir: Path | None = None,
     sink: EventSink | None = None,
+    passphrase: str | None = None,
 ) -> dict[str, Any]:
     """Render ``request`` as jobs in a project; resumes an earlier, interrupted run.
 
@@ -232,6 +270,8 @@ def run_render(
         after success.
     sink : EventSink, optional
         Receives every job event (progress bars).
+    passphrase : str, optional
+        The passphrase of an encrypted ``project_dir`` (a keyring project needs none).
 
     Returns
     -------
@@ -241,13 +281,16 @@ def run_render(
     Raises
     ------
     UserInputError
-        Bad input (the first stage's error, as the render raised it).
+        Bad input (the first stage's error, as the render raised it);
+        :class:`~engine.security.errors.ProjectLockedError` for a locked encrypted
+        project whose song is sealed; ``DecryptionError`` for a wrong passphrase.
     APEXDirectorError
         The render failed; the message names the stage.
     """
     from engine.orchestrator.engine_thread import EngineThread
     from engine.orchestrator.orchestrator import APEXOrchestrator
     from engine.orchestrator.render_pipeline import default_cache_dir
+    from engine.security.crypto import is_encrypted
 
     run_started = time.time()
     temporary = project_dir is None
@@ -260,8 +303,14 @@ def run_render(
     elif request.cache_dir is None:
         request = dataclasses.replace(request, cache_dir=Path(project_dir) / "cache")
     failed: BaseException | None = None
+    assets = None
+    if not temporary and is_encrypted(project_dir):
+        # the orchestrator shares the asset manager's project: its jobs find the key there
+        assets = _open_encrypted(Path(project_dir), config, passphrase)
     with EngineThread() as engine:
-        orchestrator = APEXOrchestrator(project_dir, config=config)
+        orchestrator = APEXOrchestrator(
+            project_dir if assets is None else assets.project(), config=config
+        )
         if sink is not None:
             orchestrator.subscribe(sink)
         try:
@@ -274,11 +323,15 @@ def run_render(
                 engine.call(orchestrator.stop(timeout_s=30), timeout_s=60)
             with contextlib.suppress(Exception):
                 orchestrator.project.close()
+            if assets is not None:
+                assets.close()
             raise
         engine.call(orchestrator.stop())
         if status["state"] != SUCCEEDED:
             failed = _root_failure(orchestrator, final)
         orchestrator.project.close()
+        if assets is not None:
+            assets.close()
     if failed is not None:
         if temporary and isinstance(failed, UserInputError):
             shutil.rmtree(project_dir, ignore_errors=True)

@@ -36,7 +36,14 @@ from engine.assembly.timeline_document import (
 )
 from engine.atomic_files import atomic_path, atomic_write_text
 from engine.audio.analyzer import AudioAnalyzer
-from engine.audio.decode import check_audio_path, probe_audio
+from engine.audio.decode import (
+    AudioBytes,
+    AudioSource,
+    check_audio_path,
+    check_audio_source,
+    probe_audio,
+    source_digest,
+)
 from engine.config.schema import frame_rate
 from engine.context import StageContext
 from engine.errors import MediaInputError, ParameterError
@@ -295,7 +302,7 @@ def frame_size(width: int, height: int, aspect: str) -> tuple[int, int]:
 
 
 def _loudness_gain(
-    audio_path: Path, target_lufs: float, max_duration: float
+    audio_path: AudioSource, target_lufs: float, max_duration: float
 ) -> tuple[float, float | None]:
     """Gain (dB) that brings the song to ``target_lufs`` without pushing peaks over -1 dBFS.
 
@@ -318,7 +325,7 @@ def _loudness_gain(
 
 
 def _render_key(
-    audio_path: Path,
+    audio_path: AudioSource,
     still_paths: list[Path],
     document: TimelineDocument,
     settings: Any,
@@ -327,13 +334,12 @@ def _render_key(
     max_duration: float,
 ) -> str:
     """Hash of everything that determines the encoded segments (their folder's name)."""
-    from engine.audio.cache import file_digest
-
     payload = json.dumps(
         {
             "v": _SEGMENT_FORMAT_VERSION,
             "engine": __version__,
-            "audio": file_digest(audio_path),
+            # the song's content (a file's, or an encrypted asset's clear bytes)
+            "audio": source_digest(audio_path),
             "max_duration": max_duration,
             "stills": [p.name for p in still_paths],
             # The picture's tracks (the song is keyed by its content above).
@@ -458,6 +464,7 @@ def render_video(
     config: dict[str, Any],
     context: StageContext | None = None,
     until: str | None = None,
+    audio_source: AudioBytes | None = None,
 ) -> dict[str, Any]:
     """Render ``request`` and return the report (also written to ``request.json_report``).
 
@@ -470,6 +477,11 @@ def render_video(
     ``until`` (``"analyse"``, ``"plan"`` or ``"generate"``) stops after that stage, its
     results cached, and returns a short summary instead: the job queue runs a render as
     one job per stage this way (engine.orchestrator.render_jobs).
+
+    ``audio_source`` is the song's bytes when ``request.audio_path`` is a sealed asset
+    of an encrypted project (the job handlers open it with the project's key): the
+    song is then decoded from memory and its clear bytes are never written to disk;
+    caches are keyed by its content (docs/security.md).
 
     Raises
     ------
@@ -500,7 +512,10 @@ def render_video(
 
     # -- check everything before doing anything ------------------------------------
     audio_path = check_audio_path(request.audio_path)
-    audio_info = probe_audio(audio_path)
+    song: Path | AudioBytes = (
+        audio_path if audio_source is None else check_audio_source(audio_source)
+    )
+    audio_info = probe_audio(song)
     output_path = check_output_path(
         request.output_path, what="output", extensions=OUTPUT_EXTENSIONS
     )
@@ -557,7 +572,7 @@ def render_video(
         fps=float(preset["fps"]),
         cache_dir=cache_dir / "analysis",
     )
-    analysis = analyzer.analyze(audio_path, progress=context.progress)
+    analysis = analyzer.analyze(song, progress=context.progress)
     if edit is not None:
         assert request.timeline_path is not None
         check_timeline_matches(edit, TempoMap.from_analysis(analysis), source=request.timeline_path)
@@ -695,7 +710,7 @@ def render_video(
         return image
 
     label = "procedural draft" if backend.is_draft else backend.name
-    gain_db, loudness = _loudness_gain(audio_path, float(preset["loudness_lufs"]), max_duration)
+    gain_db, loudness = _loudness_gain(song, float(preset["loudness_lufs"]), max_duration)
     settings = EncodeSettings.from_preset(
         preset,
         width=width,
@@ -708,7 +723,7 @@ def render_video(
         ),
     )
     work_key = _render_key(
-        audio_path, still_paths, document, settings, render_cfg, max_duration=max_duration
+        song, still_paths, document, settings, render_cfg, max_duration=max_duration
     )
     style = FrameStyle(
         motion_amount=float(render_cfg["motion_amount"]),
@@ -725,7 +740,7 @@ def render_video(
         plan.shots,
         load_still,
         output_path=output_path,
-        audio_path=audio_path,
+        audio_path=song,
         work_dir=cache_dir / "segments" / work_key,
         settings=settings,
         crossfade_seconds=float(render_cfg["crossfade_seconds"]),

@@ -9,6 +9,7 @@ from engine.security.errors import (
     ArchiveTooLargeError,
     DecryptionError,
     EncryptionUnavailableError,
+    ProjectLockedError,
     UnsafeArchiveError,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "ArchiveTooLargeError",
     "DecryptionError",
     "EncryptionUnavailableError",
+    "ProjectLockedError",
     "UnsafeArchiveError",
 ]

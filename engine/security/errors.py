@@ -11,6 +11,7 @@ __all__ = [
     "ArchiveTooLargeError",
     "DecryptionError",
     "EncryptionUnavailableError",
+    "ProjectLockedError",
     "UnsafeArchiveError",
 ]
 
@@ -97,4 +98,30 @@ class DecryptionError(UserInputError, ValueError):
         super().__init__(
             f"{target}: cannot decrypt ({reason}); check the passphrase or key. If it is right, "
             "the file was changed or damaged since it was written: restore it from a backup"
+        )
+
+
+class ProjectLockedError(DecryptionError):
+    """The project is encrypted and no key was given in this session: unlock it first.
+
+    A :class:`DecryptionError`, so code that catches that still catches this; nothing was
+    read or written.
+
+    Attributes
+    ----------
+    project : str
+        The project's name (or folder).
+    """
+
+    def __init__(self, project: str) -> None:
+        self.project = project
+        self.target = project
+        self.reason = "the project is encrypted and locked"
+        # not DecryptionError's message: nothing is wrong with the key or the files
+        UserInputError.__init__(
+            self,
+            f"{project}: the project is encrypted and locked, so its assets cannot be read; "
+            "unlock it first: `apex-director render --project DIR --passphrase-file FILE` "
+            "(or APEX_PROJECT_PASSPHRASE; a project whose key is in the OS keyring unlocks "
+            "itself), or AssetManager.unlock_project(passphrase) in Python",
         )
