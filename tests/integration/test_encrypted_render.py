@@ -153,14 +153,15 @@ def test_no_clear_copy_of_the_song_is_left_in_the_project_or_temp_dir(rendered: 
 
 
 def test_analysis_cache_holds_features_not_samples(rendered: dict) -> None:
-    """The cached analysis is beats, sections and curves at 30 per second: no PCM."""
+    """The cached analysis is beats, sections and one curve value per frame: no PCM."""
     cached = list((rendered["project"] / "cache" / "analysis").glob("*.npz"))
     assert cached
     duration = rendered["report"]["analysis"]["duration"]
     for path in cached:
         with np.load(path) as npz:
             for name in npz.files:
-                # a curve has ~30 values a second; the song has 44,100 samples a second
+                # a curve has one value per frame (24 a second for the draft preset, 30 for
+                # the analyse job); the song has 44,100 samples a second
                 assert npz[name].size <= 31 * duration + 10, (path.name, name, npz[name].size)
 
 
