@@ -463,6 +463,26 @@ class EngineBridge(QObject):
                 audio, "cannot be read (permission denied); check the file's permissions"
             ) from err
 
+    def unlock_project(self, passphrase: str | None, on_done: OnDone | None = None) -> None:
+        """Give the open encrypted project's key for this session, then analyse its song.
+
+        ``passphrase`` ``None`` takes the key from the OS keyring.  The jobs then read the
+        sealed song in memory (docs/security.md); a wrong passphrase goes to
+        :attr:`error_occurred` and nothing is read or written.  (No dialog asks for it yet.)
+        """
+        orchestrator = self._require_project()
+        director = self._director
+        if orchestrator is None or director is None:
+            return
+
+        def unlocked(_: object) -> None:
+            if self._project is not None and self._project.audio_path is not None:
+                self.analyse()
+            if on_done is not None:
+                on_done(self._project)
+
+        self.call(lambda: director.get_asset_manager().unlock_project(passphrase), unlocked)
+
     def close_project(self) -> None:
         """Close the open project (stopping its jobs gracefully)."""
 

@@ -15,6 +15,7 @@ import json
 import sqlite3
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
@@ -24,6 +25,9 @@ from engine.audio.decode import decode_audio
 from engine.cli import main
 from engine.security.crypto import MAGIC
 from engine.security.errors import DecryptionError, ProjectLockedError
+
+if TYPE_CHECKING:
+    from pytestqt.qtbot import QtBot
 
 pytest.importorskip("cryptography")
 
@@ -76,6 +80,9 @@ def _encrypted_project(folder: Path, song: Path, passphrase_file: Path) -> Path:
         stored = assets.store_asset(
             {"source_path": song, "name": song.name, "category": "audio", "tags": ["song"]}
         )
+        # what the GUI does with a dropped song (app/engine_bridge.py)
+        assets.project().update(settings={"audio_path": str(stored), "song_name": song.name})
+        assets.project().save()
     assert main(["project", "encrypt", str(folder), "--passphrase-file", str(passphrase_file)]) == 0
     assert stored.read_bytes().startswith(MAGIC)  # sealed in place
     return stored
@@ -254,6 +261,45 @@ def test_analyse_job_through_the_facade_reads_the_sealed_song_in_memory(
     artifact = json.loads(Path(status["result"]["artifact"]).read_text())
     assert "beats" in artifact and "samples" not in artifact
     assert _holding(_files(project_dir), _clear_slices(tiny_song)) == []
+
+
+def test_the_gui_bridge_unlocks_then_analyses_and_renders(
+    tiny_song: Path, tmp_path: Path, qtbot: QtBot
+) -> None:
+    """The window's path: an encrypted project opens, its analysis fails as locked (a
+    job failure the window shows), the bridge unlocks it, analyses and renders it."""
+    pytest.importorskip("PySide6")
+    from app.engine_bridge import EngineBridge
+    from engine.api import ConfigManager
+
+    secret = tmp_path / "passphrase.txt"
+    secret.write_text(PASSPHRASE)
+    project_dir = tmp_path / "projects" / "secret"
+    _encrypted_project(project_dir, tiny_song, secret)
+    bridge = EngineBridge(tmp_path / "projects", config=ConfigManager().config).start()
+    failed: list = []
+    finished: list = []
+    bridge.job_failed.connect(failed.append)
+    bridge.job_finished.connect(finished.append)
+    try:
+        with qtbot.waitSignal(bridge.project_opened, timeout=30000):
+            bridge.open_project(project_dir)
+        qtbot.waitUntil(lambda: bool(failed), timeout=60000)
+        assert failed[0].error_type == "ProjectLockedError" and "unlock" in failed[0].error
+        with qtbot.waitSignal(bridge.analysis_ready, timeout=60000) as ready:
+            bridge.unlock_project(PASSPHRASE)
+        assert ready.args[0].tempo == pytest.approx(150.0, rel=0.02)
+        with qtbot.waitSignal(bridge.render_queued, timeout=30000) as queued:
+            bridge.render(preset="draft")
+        job = queued.args[0]
+        qtbot.waitUntil(lambda: any(e.job_id == job for e in finished), timeout=120000)
+        video = project_dir / "renders" / "tiny_song-draft.mp4"
+        assert decode_audio(video).duration == pytest.approx(
+            decode_audio(tiny_song).duration, abs=0.05
+        )
+        assert _holding(_files(project_dir), _clear_slices(tiny_song)) == []
+    finally:
+        bridge.shutdown()
 
 
 def test_a_sealed_file_outside_the_project_is_refused(tiny_song: Path, tmp_path: Path) -> None:
