@@ -384,3 +384,53 @@ def test_killed_render_of_a_sealed_song_leaves_no_audio_track_on_disk(
     assert any(name.startswith("segment_") for name in left)
     assert "audio.m4a" not in left and "audio.json" not in left
     assert _holding(_files(work), _clear_slices(tiny_song)) == []
+
+
+def test_a_keyring_project_unlocks_by_itself_for_render(
+    tiny_song: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``project encrypt`` with no passphrase keeps the key in the OS keyring (a real
+    in-memory backend here); ``render --project`` then needs none and opens the song."""
+    keyring = pytest.importorskip("keyring", reason="the keyring package is not installed")
+    from keyring.backend import KeyringBackend
+
+    from engine.api import ConfigManager, project_audio_source
+    from engine.audio.decode import AudioBytes
+    from engine.cli_commands.project import PASSPHRASE_ENV
+    from engine.orchestrator.render_jobs import _open_encrypted, needs_passphrase
+
+    class MemoryKeyring(KeyringBackend):
+        priority = 1  # type: ignore[assignment]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.store: dict[tuple[str, str], str] = {}
+
+        def get_password(self, service: str, username: str) -> str | None:
+            return self.store.get((service, username))
+
+        def set_password(self, service: str, username: str, password: str) -> None:
+            self.store[(service, username)] = password
+
+        def delete_password(self, service: str, username: str) -> None:
+            del self.store[(service, username)]
+
+    monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
+    previous = keyring.get_keyring()
+    keyring.set_keyring(MemoryKeyring())
+    try:
+        project = tmp_path / "project"
+        assert main(["project", "new", str(project)]) == 0
+        with AssetManager(project) as assets:
+            song = assets.store_asset({"source_path": tiny_song, "category": "audio"})
+        assert main(["project", "encrypt", str(project)]) == 0
+        assert song.read_bytes().startswith(MAGIC)
+        assert not needs_passphrase(project)
+        assets = _open_encrypted(project, ConfigManager().config, None)
+        try:
+            source = project_audio_source(assets.project(), song)
+        finally:
+            assets.close()
+        assert isinstance(source, AudioBytes) and source.data == tiny_song.read_bytes()
+    finally:
+        keyring.set_keyring(previous)
