@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	@# torch: the CPU/CUDA build this machine has on disk; users with a GPU install their own.
 	$(BIN)/python -m pip install --quiet 'torch==2.14.1' 'torchvision==0.29.1' || \
 		$(BIN)/python -m pip install --quiet 'torch>=2.4,<3' 'torchvision>=0.19,<1'
-	$(BIN)/python -m pip install --quiet -e '.[dev,sd,secure]'
+	@# docs: Sphinx + myst-parser, so the docs-build test runs in CI instead of skipping.
+	$(BIN)/python -m pip install --quiet -e '.[dev,sd,secure,docs]'
 	@# The analysis itself needs no librosa (engine/audio/features.py is numpy). librosa
 	@# stays for the tests and the benchmarks' stock-librosa comparison; it compiles numba
 	@# kernels on first use (~20 s on 2 cores), so do that once here, not in the first test.

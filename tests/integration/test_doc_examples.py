@@ -166,12 +166,15 @@ def _write_png(path: Path, image: object) -> Path:
 
 
 class Materials:
-    """What the setups make once per test session: a draft render and a tiny SD model."""
+    """What the setups make once per test session: a draft render and a tiny SD model.
+
+    ``request`` is the running test's, so session fixtures of the suite are shared.
+    """
 
     def __init__(self, factory: pytest.TempPathFactory) -> None:
         self._factory = factory
         self._render: Path | None = None
-        self._model: Path | None = None
+        self.request: pytest.FixtureRequest | None = None
 
     def draft_render(self) -> Path:
         """A folder with ``song.wav``, and ``video.mp4`` + ``video.timeline.json`` rendered
@@ -198,15 +201,11 @@ class Materials:
         return self._render
 
     def tiny_sd15(self) -> Path:
-        """A tiny random-weight SD 1.5 diffusers folder (``tests/generation_fixtures.py``)."""
-        if self._model is None:
-            pytest.importorskip("torch")
-            pytest.importorskip("diffusers")
-            from tests.generation_fixtures import one_torch_thread, save_tiny_sd15_folder
-
-            with one_torch_thread():
-                self._model = save_tiny_sd15_folder(self._factory.mktemp("doc-sd") / "tiny-sd15")
-        return self._model
+        """The suite's tiny random-weight SD 1.5 diffusers folder (``tiny_sd15_folder`` of
+        ``tests/conftest.py``: built once per session, shared with the backend tests)."""
+        assert self.request is not None, "set materials.request first"
+        folder: Path = self.request.getfixturevalue("tiny_sd15_folder")
+        return folder
 
 
 @dataclass(frozen=True)
@@ -395,7 +394,10 @@ def test_setups_make_what_the_examples_read(tmp_path: Path, materials: Materials
     [b for b in PYTHON_BLOCKS if b.no_test is None],
     ids=lambda b: b.where,
 )
-def test_python_example_runs(block: Block, tmp_path: Path, materials: Materials) -> None:
+def test_python_example_runs(
+    block: Block, tmp_path: Path, materials: Materials, request: pytest.FixtureRequest
+) -> None:
+    materials.request = request
     for name in block.setup:
         SETUPS[name].prepare(tmp_path, materials)
     script = tmp_path / "example.py"
