@@ -18,6 +18,7 @@ The *Before grade* button shows the same frame without the document's grades.
 from __future__ import annotations
 
 import logging
+from collections import deque
 from typing import Any, Protocol
 
 import numpy as np
@@ -40,6 +41,7 @@ __all__ = ["PreviewPlayer", "rgb_to_qimage"]
 log = logging.getLogger(__name__)
 
 TICK_MS = 33
+AUDIO_CLOCK_WINDOW_S = 1.0
 
 
 class Bridge(Protocol):
@@ -142,6 +144,8 @@ class PreviewPlayer(QWidget):
             self._media.setAudioOutput(self._audio)
         self._clock = QElapsedTimer()
         self._clock_origin = 0.0
+        self._audio_leads: deque[tuple[float, float]] = deque()
+        self._media.positionChanged.connect(self._audio_moved)
         self._ticker = QTimer(self)
         self._ticker.setInterval(TICK_MS)
         self._ticker.timeout.connect(self._tick)
@@ -264,17 +268,31 @@ class PreviewPlayer(QWidget):
     def _restart_clock(self) -> None:
         self._clock_origin = self._position
         self._clock.start()
+        self._audio_leads.clear()
         if self._audio is not None and not self._media.source().isEmpty():
             self._media.setPosition(round(self._position * 1000))
             self._media.play()
 
-    def _clock_seconds(self) -> float:
-        if (
-            self._audio is not None
+    def _audio_moved(self, milliseconds: int) -> None:
+        # The player's position moves in audio-buffer steps (64 ms, reported every 50 to
+        # 100 ms, with Qt 6.11's FFmpeg backend) and runs up to a step ahead of the sound:
+        # followed directly, it shows every other frame twice, +-32 ms around the sound.
+        # The clock runs on the monotonic timer instead, at the smallest audio-minus-timer
+        # difference of the last second: the report that came soonest after its step.
+        if not (
+            self.playing
+            and self._audio is not None
             and self._media.playbackState() == QMediaPlayer.PlaybackState.PlayingState
         ):
-            return self._media.position() / 1000.0
-        return self._clock_origin + self._clock.elapsed() / 1000.0
+            return
+        elapsed = self._clock.nsecsElapsed() / 1e9
+        self._audio_leads.append((elapsed, milliseconds / 1000.0 - elapsed))
+        while self._audio_leads[0][0] < elapsed - AUDIO_CLOCK_WINDOW_S:
+            self._audio_leads.popleft()
+        self._clock_origin = min(lead for _, lead in self._audio_leads)
+
+    def _clock_seconds(self) -> float:
+        return self._clock_origin + self._clock.nsecsElapsed() / 1e9
 
     def _tick(self) -> None:
         assert self._document is not None
