@@ -254,7 +254,8 @@ def _character_photos(folder: Path, materials: Materials) -> None:
 
 def _sd_checkpoint(folder: Path, materials: Materials) -> None:
     """``models/checkpoints/dreamshaper_8``: the tiny random-weight model under the name the
-    example uses (a real checkpoint is gigabytes; the code path is the same)."""
+    example uses. A reader's checkpoint is a gigabytes-large ``.safetensors`` file; this is a
+    diffusers folder, which the name lookup (``resolve_model_path``) finds the same way."""
     shutil.copytree(materials.tiny_sd15(), folder / "models" / "checkpoints" / "dreamshaper_8")
 
 
@@ -387,6 +388,21 @@ def test_setups_make_what_the_examples_read(tmp_path: Path, materials: Materials
     SETUPS["character-photos"].prepare(tmp_path, materials)
     for name in ("mara_front.png", "mara_side.png", "shot_03.png", "jonas.png"):
         assert read_image_safely(tmp_path / name).shape == (256, 256, 3)
+
+
+def test_sd_check_refuses_stills_from_another_backend(tmp_path: Path) -> None:
+    check = SETUPS["sd-checkpoint"].check
+    assert check is not None
+    images = tmp_path / "my-video" / "images"
+    images.mkdir(parents=True)
+    with pytest.raises(AssertionError, match="no stills"):
+        check(tmp_path)
+    (images / "a.json").write_text('{"backend": "diffusers"}', encoding="utf-8")
+    check(tmp_path)
+    # a failed model load falls over to the procedural backend: the example "works"
+    (images / "b.json").write_text('{"backend": "procedural"}', encoding="utf-8")
+    with pytest.raises(AssertionError, match="procedural"):
+        check(tmp_path)
 
 
 @pytest.mark.parametrize(
