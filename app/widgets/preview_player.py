@@ -8,8 +8,9 @@ frame is being made, further requests collapse into the latest, so scrubbing nev
 queues up stale work.
 
 Playback plays the song with :class:`QMediaPlayer` / :class:`QAudioOutput` and follows
-the player's clock; where there is no audio device (a server, a CI machine) it follows a
-monotonic clock instead, silently.  :meth:`PreviewPlayer.connect_timeline` keeps the
+the sound: a monotonic clock locked to the position the player reports; where there is no
+audio device (a server, a CI machine without ``pulseaudio``) the monotonic clock runs free,
+silently.  :meth:`PreviewPlayer.connect_timeline` keeps the
 player and a :class:`~app.widgets.timeline_view.TimelineView` on one playhead.
 
 The *Before grade* button shows the same frame without the document's grades.

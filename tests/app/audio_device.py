@@ -73,7 +73,8 @@ class PulseDaemon:
         """The value for ``PULSE_SERVER`` that reaches this daemon."""
         return f"unix:{self.socket}"
 
-    def _env(self) -> dict[str, str]:
+    def env(self) -> dict[str, str]:
+        """The environment of this daemon's programs (private HOME and runtime folder)."""
         env = dict(os.environ)
         # the daemon's state, cookie and runtime files stay in the private folder
         env.update(
@@ -106,7 +107,7 @@ class PulseDaemon:
                 "-n",  # no default.pa: no sound card, no sink until a test asks for one
                 f"--load=module-native-protocol-unix auth-anonymous=1 socket={self.socket}",
             ],
-            env=self._env(),
+            env=self.env(),
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -126,7 +127,7 @@ class PulseDaemon:
         """Run ``pactl`` against this daemon."""
         return subprocess.run(
             ["pactl", *args],
-            env=self._env(),
+            env=self.env(),
             capture_output=True,
             text=True,
             check=check,
@@ -209,7 +210,7 @@ class MonitorRecorder:
                 "--channels=1",
                 "--latency-msec=10",
             ],
-            env=self.daemon._env(),
+            env=self.daemon.env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
         )
