@@ -93,7 +93,6 @@ from engine.orchestrator.job_queue import (
     RetryPolicy,
     worker_id,
 )
-from engine.orchestrator.thread_priority import lower_current_thread_priority
 from engine.security.api_keys import LOCAL, Permission, Principal, requires
 from engine.storage import DatabaseLockedError, StorageError
 
@@ -124,9 +123,6 @@ DEFAULT_ORCHESTRATOR_CONFIG: dict[str, Any] = {
     "generation_requests_per_minute": 100,
     # How often the dispatcher looks for ready jobs and for cancels from elsewhere.
     "poll_interval_s": 0.05,
-    # Nice value of the worker threads (Linux; 0 = normal priority): the GUI thread wins
-    # a CPU from a render it competes with (engine/orchestrator/thread_priority.py).
-    "worker_nice": 5,
 }
 
 # Errors worth another attempt: the backend, the disk or the database may be fine later.
@@ -325,9 +321,6 @@ class APEXOrchestrator:
             raise ParameterError("generation_requests_per_minute", limit, "a number > 0 or None")
         if float(merged["poll_interval_s"]) <= 0:
             raise ParameterError("poll_interval_s", merged["poll_interval_s"], "a number > 0")
-        nice = merged["worker_nice"]
-        if not isinstance(nice, int) or isinstance(nice, bool) or not 0 <= nice <= 19:
-            raise ParameterError("worker_nice", nice, "an integer 0..19 (0: normal priority)")
         return merged
 
     # -- extension points -------------------------------------------------------------
@@ -404,18 +397,9 @@ class APEXOrchestrator:
         self._stopping = False
         self._wake = asyncio.Event()
         self._finished_cond = asyncio.Condition()
-        nice = (int(self.config["worker_nice"]),)
-        self._gpu_pool = ThreadPoolExecutor(
-            1,
-            thread_name_prefix="apex-gpu",
-            initializer=lower_current_thread_priority,
-            initargs=nice,
-        )
+        self._gpu_pool = ThreadPoolExecutor(1, thread_name_prefix="apex-gpu")
         self._cpu_pool = ThreadPoolExecutor(
-            int(self.config["cpu_workers"]),
-            thread_name_prefix="apex-cpu",
-            initializer=lower_current_thread_priority,
-            initargs=nice,
+            int(self.config["cpu_workers"]), thread_name_prefix="apex-cpu"
         )
         self._started_at = time.monotonic()
         self._dispatcher = asyncio.create_task(self._dispatch(), name="apex-dispatcher")
