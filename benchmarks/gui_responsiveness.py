@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -163,7 +164,10 @@ def _wait(app: Any, predicate: Any, timeout_s: float) -> None:
 
 
 def measure_stalls(
-    seconds: float, preset: str, sample: bool = False, threshold_ms: float = 20.0
+    seconds: float,
+    preset: str,
+    sample: bool = False,
+    threshold_ms: float = 20.0,
 ) -> dict[str, Any]:
     """Longest event-loop stalls while a project is analysed and rendered.
 
@@ -293,18 +297,40 @@ def main(argv: list[str] | None = None) -> int:
         help="sys.setswitchinterval for the run (Python's default is 5 ms): how long a "
         "thread that wants the GIL waits for a busy one to hand it over",
     )
+    parser.add_argument(
+        "--busy",
+        type=int,
+        default=0,
+        help="run this many CPU-spinning processes (other programs) for the whole run",
+    )
     args = parser.parse_args(argv)
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)
+    ]
+    try:
+        return _run(args)
+    finally:
+        for spinner in spinners:
+            spinner.kill()
+            spinner.wait()
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.switch_interval_ms is not None:
         sys.setswitchinterval(args.switch_interval_ms / 1000.0)
     logging.basicConfig(level=logging.WARNING)
     result = {
         "stalls": measure_stalls(
-            args.seconds, args.preset, args.sample_stalls, args.stall_threshold_ms
+            args.seconds,
+            args.preset,
+            args.sample_stalls,
+            args.stall_threshold_ms,
         ),
         "repaint": measure_repaint(args.clips),
         "cpu_count": os.cpu_count(),
         "switch_interval_ms": sys.getswitchinterval() * 1000.0,
         "load_average": os.getloadavg(),
+        "busy_processes": args.busy,
     }
     stalls, repaint = result["stalls"], result["repaint"]
     result["targets"] = {
