@@ -30,10 +30,11 @@ import concurrent.futures
 import contextlib
 import hashlib
 import inspect
+import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ log = logging.getLogger(__name__)
 
 EDIT_FILE = "edit.timeline.json"  # the user's timeline edit, in the project folder
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".aif", ".aiff"})
+ENCRYPTION_FILE = "encryption.json"  # an encrypted project's KDF settings (docs/security.md)
 
 OnDone = Callable[[Any], None]
 OnError = Callable[[BaseException], None]
@@ -73,6 +75,25 @@ class ProjectInfo:
     path: Path
     audio_path: Path | None
     settings: dict[str, Any]
+    encrypted: bool = False
+    """The project's assets are encrypted at rest (``encryption.json``)."""
+    locked: bool = False
+    """Encrypted and no key given in this session: its song cannot be read yet."""
+    needs_passphrase: bool = False
+    """Encrypted with a passphrase (not a key kept in the OS keyring)."""
+
+
+def _key_kind(folder: Path) -> str | None:
+    """How the project in ``folder`` is keyed: ``"keyring"``, the KDF name of a
+    passphrase (``"scrypt"``), or None when it is not encrypted."""
+    path = folder / ENCRYPTION_FILE
+    if not path.is_file():
+        return None
+    try:
+        kdf = json.loads(path.read_text(encoding="utf-8")).get("kdf", {})
+    except (OSError, ValueError, AttributeError):
+        return "unknown"  # unlocking says what is wrong with it
+    return str(kdf.get("name", "unknown")) if isinstance(kdf, dict) else "unknown"
 
 
 class _Request:
@@ -106,6 +127,9 @@ class EngineBridge(QObject):
         A :class:`ProjectInfo`: a project was created or opened.
     project_closed ()
         The project was closed.
+    project_unlocked (object)
+        A :class:`ProjectInfo`: the open encrypted project was unlocked (its song is
+        analysed next).
     analysis_ready (object)
         The :class:`~engine.api.AudioAnalysis` of the project's song.
     render_queued (str)
@@ -124,6 +148,7 @@ class EngineBridge(QObject):
     job_cancelled = Signal(object)
     project_opened = Signal(object)
     project_closed = Signal()
+    project_unlocked = Signal(object)
     analysis_ready = Signal(object)
     render_queued = Signal(str)
     error_occurred = Signal(str)
@@ -151,6 +176,9 @@ class EngineBridge(QObject):
         self._unsubscribe: Callable[[], None] | None = None
         self._project: ProjectInfo | None = None
         self._analysis: Any = None
+        # whether the open encrypted project was given its key in this session
+        self._unlocked = False
+        self._keyring_problem: str | None = None
         self._pending: set[_Request] = set()
         # The edit a render shows: a callable giving the user's current TimelineDocument
         # (the main window's timeline), or None for the freshly planned edit.  Without
@@ -303,12 +331,16 @@ class EngineBridge(QObject):
         project = self._orchestrator.project
         settings = dict(project.settings)
         audio = settings.get("audio_path")
+        kind = _key_kind(Path(project.path))
         return ProjectInfo(
             id=project.id,
             name=project.name,
             path=Path(project.path),
             audio_path=Path(audio) if audio else None,
             settings=settings,
+            encrypted=kind is not None,
+            locked=kind is not None and not self._unlocked,
+            needs_passphrase=kind is not None and kind != "keyring",
         )
 
     async def _close_project(self) -> None:
@@ -317,6 +349,7 @@ class EngineBridge(QObject):
             self._unsubscribe = None
         orchestrator, director = self._orchestrator, self._director
         self._orchestrator = self._director = None
+        self._unlocked = False
         if orchestrator is not None:
             await orchestrator.stop(timeout_s=10)
         if director is not None:
@@ -363,6 +396,15 @@ class EngineBridge(QObject):
                 f"{folder} holds no APEX Director project (no project.apex.json); "
                 "drop a song to start a new one"
             )
+        if _key_kind(folder) == "keyring":
+            # a key kept in the OS keyring unlocks the project by itself; without it the
+            # project opens locked and the window says why
+            try:
+                await asyncio.to_thread(director.get_asset_manager().unlock_project, None)
+                self._unlocked = True
+            except api.APEXDirectorError as err:
+                log.warning("%s stays locked: %s", folder, one_line(err))
+                self._keyring_problem = one_line(err)
         return await self._adopt(director, None)
 
     async def _create(self, audio: Path, name: str) -> ProjectInfo:
@@ -414,11 +456,18 @@ class EngineBridge(QObject):
             self._project = info
             self._analysis = None
             self.project_opened.emit(info)
-            if info.audio_path is not None:
-                self.analyse()
+            problem, self._keyring_problem = self._keyring_problem, None
+            if problem:
+                self.error_occurred.emit(
+                    f"{info.name} is encrypted with a key kept in the OS keyring, and it "
+                    f"could not be read, so the project stays locked: {problem}"
+                )
+            if info.audio_path is not None and not info.locked:
+                self.analyse()  # a locked project is analysed once it is unlocked
             if on_done is not None:
                 on_done(info)
 
+        self._keyring_problem = None
         self.call(self._open(folder), opened)
 
     def new_project_from_audio(self, audio_path: Path | str, on_done: OnDone | None = None) -> None:
@@ -463,12 +512,20 @@ class EngineBridge(QObject):
                 audio, "cannot be read (permission denied); check the file's permissions"
             ) from err
 
-    def unlock_project(self, passphrase: str | None, on_done: OnDone | None = None) -> None:
+    def unlock_project(
+        self,
+        passphrase: str | None,
+        on_done: OnDone | None = None,
+        on_error: OnError | None = None,
+    ) -> None:
         """Give the open encrypted project's key for this session, then analyse its song.
 
         ``passphrase`` ``None`` takes the key from the OS keyring.  The jobs then read the
-        sealed song in memory (docs/security.md); a wrong passphrase goes to
-        :attr:`error_occurred` and nothing is read or written.  (No dialog asks for it yet.)
+        sealed song in memory (docs/security.md).  On success :attr:`project_unlocked`
+        is emitted with the updated :class:`ProjectInfo` (``locked`` False) and the song
+        is analysed.  A wrong passphrase raises :class:`~engine.api.DecryptionError`,
+        given to ``on_error`` (else :attr:`error_occurred`); nothing is read or written.
+        The passphrase is not kept: it lives only until the engine has checked it.
         """
         orchestrator = self._require_project()
         director = self._director
@@ -476,12 +533,40 @@ class EngineBridge(QObject):
             return
 
         def unlocked(_: object) -> None:
-            if self._project is not None and self._project.audio_path is not None:
+            if self._director is not director or self._project is None:
+                return  # the project was closed meanwhile
+            self._unlocked = True
+            self._project = replace(self._project, locked=False)
+            self.project_unlocked.emit(self._project)
+            if self._project.audio_path is not None:
                 self.analyse()
             if on_done is not None:
                 on_done(self._project)
 
-        self.call(lambda: director.get_asset_manager().unlock_project(passphrase), unlocked)
+        self.call(
+            lambda: director.get_asset_manager().unlock_project(passphrase), unlocked, on_error
+        )
+
+    def audio_source(self, path: Path | str) -> Any:
+        """The open project's song ready to decode: its path, or, for an encrypted
+        project's sealed song, its clear bytes in memory (``AudioBytes``), never a file.
+
+        Blocking (it decrypts): call it inside work given to :meth:`call`, never on the
+        GUI thread.
+
+        Raises
+        ------
+        UserInputError
+            No project is open (it was closed meanwhile).
+        ProjectLockedError
+            The song is sealed and the project was not unlocked in this session.
+        DecryptionError
+            The file was altered, or is another project's sealed asset.
+        """
+        orchestrator = self._orchestrator
+        if orchestrator is None:
+            raise api.UserInputError(f"{Path(path).name}: no project is open to read it from")
+        return api.project_audio_source(orchestrator.project, path)
 
     def close_project(self) -> None:
         """Close the open project (stopping its jobs gracefully)."""

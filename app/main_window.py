@@ -41,6 +41,7 @@ from app.widgets.message_bar import MessageBar
 from app.widgets.preview_player import PreviewPlayer
 from app.widgets.render_queue import RenderQueueWidget
 from app.widgets.timeline_view import TimelineView
+from app.widgets.unlock_bar import UnlockBar
 from engine import api
 
 __all__ = ["MainWindow", "default_config_path", "default_workspace"]
@@ -188,7 +189,8 @@ class ProjectPage(QWidget):
         song = str(info.settings.get("song_name") or "") or (
             info.audio_path.name if info.audio_path else "no song yet"
         )
-        self.summary.setText(f"{info.path.name}/  ·  {song}  ·  analysing…")
+        state = "locked (encrypted)" if info.locked else "analysing…"
+        self.summary.setText(f"{info.path.name}/  ·  {song}  ·  {state}")
         self.summary.setToolTip(str(info.path))
         self.sections.setText("")
 
@@ -251,6 +253,7 @@ class MainWindow(QMainWindow):
         self.setDockNestingEnabled(True)
 
         self.message_bar = MessageBar(self)
+        self.unlock_bar = UnlockBar(self)  # asks for an encrypted project's passphrase
         self.welcome = WelcomePage(self)
         self.project_page = ProjectPage(self)
         self.pages = QStackedWidget(self)
@@ -260,6 +263,7 @@ class MainWindow(QMainWindow):
         central_layout = QVBoxLayout(central)
         central_layout.setContentsMargins(0, 0, 0, 0)
         central_layout.addWidget(self.message_bar)
+        central_layout.addWidget(self.unlock_bar)
         central_layout.addWidget(self.pages, 1)
         self.setCentralWidget(central)
 
@@ -268,6 +272,8 @@ class MainWindow(QMainWindow):
         self.preview = PreviewPlayer(self.bridge, self)
         self.preview.setObjectName("preview")
         self.preview.connect_timeline(self.timeline)
+        # an encrypted project's sealed song plays from memory (docs/security.md)
+        self.preview.audio_opener = self.bridge.audio_source
         self.project_page.set_preview(self.preview)
         self.docks: dict[str, QDockWidget] = {}
         self.panels: dict[str, QWidget] = {}
@@ -292,6 +298,9 @@ class MainWindow(QMainWindow):
         self.bridge.project_opened.connect(self._project_opened)
         self.bridge.project_closed.connect(self._project_closed)
         self.bridge.analysis_ready.connect(self._analysis_ready)
+        self.bridge.project_unlocked.connect(self._project_unlocked)
+        self.unlock_bar.unlock_requested.connect(self._unlock)
+        self.unlock_bar.cancelled.connect(self._unlock_cancelled)
         self._edit_timer = QTimer(self)
         self._edit_timer.setSingleShot(True)
         self._edit_timer.setInterval(EDIT_SAVE_DELAY_MS)
@@ -396,6 +405,8 @@ class MainWindow(QMainWindow):
         self.close_action = self._action(
             file_menu, "&Close project", self.close_project, QKeySequence.StandardKey.Close
         )
+        self.unlock_action = self._action(file_menu, "&Unlock project…", self.ask_passphrase)
+        self.unlock_action.setEnabled(False)
         file_menu.addSeparator()
         self.settings_action = self._action(
             file_menu, "Se&ttings…", self.open_settings, QKeySequence.StandardKey.Preferences
@@ -550,9 +561,49 @@ class MainWindow(QMainWindow):
         self._remember_recent(info.path)
         self.queue_label.setText("queue: idle")
         self.statusBar().showMessage(f"Opened {info.path}", 4000)
+        self.unlock_action.setEnabled(info.locked and info.needs_passphrase)
+        self.unlock_bar.setVisible(False)
+        if info.locked and info.needs_passphrase:
+            self.ask_passphrase()
+
+    # -- encrypted projects (docs/security.md, "Encryption at rest") -------------------
+
+    def ask_passphrase(self) -> None:
+        """Show the unlock bar for the open, locked, encrypted project."""
+        info = self.bridge.project
+        if info is not None and info.locked:
+            self.unlock_bar.ask(info.name)
+
+    def _unlock(self, passphrase: str) -> None:
+        self.bridge.unlock_project(passphrase, on_error=self._unlock_failed)
+
+    def _unlock_failed(self, err: BaseException) -> None:
+        if isinstance(err, api.DecryptionError) and not isinstance(err, api.ProjectLockedError):
+            self.unlock_bar.show_problem(
+                "Wrong passphrase: the project stays locked and nothing was read. Try again."
+            )
+        else:
+            self.unlock_bar.show_problem(one_line(err))
+
+    def _project_unlocked(self, info: ProjectInfo) -> None:
+        self.unlock_bar.setVisible(False)
+        self.unlock_action.setEnabled(False)
+        self.project_page.show_project(info)
+        self.message_bar.show_info(f"{info.name} is unlocked for this session.")
+
+    def _unlock_cancelled(self) -> None:
+        info = self.bridge.project
+        if info is None:
+            return
+        self.message_bar.show_warning(
+            f"{info.name} stays locked: its song cannot be analysed, previewed or rendered "
+            "until you give its passphrase (File ▸ Unlock project…)."
+        )
 
     def _project_closed(self) -> None:
         self.setWindowTitle(f"APEX Director {api.__version__}")
+        self.unlock_bar.setVisible(False)
+        self.unlock_action.setEnabled(False)
         self.pages.setCurrentWidget(self.welcome)
         self._set_project_actions(False)
         self.queue_label.setText("queue: no project")
@@ -617,7 +668,8 @@ class MainWindow(QMainWindow):
         def waveform() -> Any:
             if audio is None:
                 return None  # the timeline draws without one
-            return waveform_job(audio)()
+            # an encrypted project's sealed song is decoded from memory, with its key
+            return waveform_job(self.bridge.audio_source(audio))()
 
         def show(wave: Any) -> None:
             self.timeline.set_document(document, waveform=wave)

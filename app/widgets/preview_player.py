@@ -14,16 +14,33 @@ silently.  :meth:`PreviewPlayer.connect_timeline` keeps the
 player and a :class:`~app.widgets.timeline_view.TimelineView` on one playhead.
 
 The *Before grade* button shows the same frame without the document's grades.
+
+The song of an encrypted project is sealed on disk: with :attr:`PreviewPlayer.audio_opener`
+set (the main window gives ``bridge.audio_source``), the song is opened through the
+bridge and a sealed one is played from memory, ``QMediaPlayer.setSourceDevice`` on a
+:class:`QBuffer` holding the clear bytes; nothing of it is written to disk.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import deque
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-from PySide6.QtCore import QElapsedTimer, QSize, Qt, QTimer, QUrl, Signal
+from PySide6.QtCore import (
+    QBuffer,
+    QByteArray,
+    QElapsedTimer,
+    QIODevice,
+    QSize,
+    Qt,
+    QTimer,
+    QUrl,
+    Signal,
+)
 from PySide6.QtGui import QImage, QKeyEvent, QPixmap, QResizeEvent
 from PySide6.QtMultimedia import QAudioOutput, QMediaDevices, QMediaPlayer
 from PySide6.QtWidgets import (
@@ -139,6 +156,14 @@ class PreviewPlayer(QWidget):
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
 
         self._media = QMediaPlayer(self)
+        # The song's source, run through the bridge: a clear song comes back as its path,
+        # a sealed one (encrypted project) as its bytes (``AudioBytes``).  None: the song
+        # file is played directly.
+        self.audio_opener: Callable[[Path], Any] | None = None
+        # a sealed song played from memory: the buffer and its bytes live as long as the
+        # player reads them (until the next source is set)
+        self._audio_buffer: QBuffer | None = None
+        self._audio_bytes: QByteArray | None = None
         self._audio: QAudioOutput | None = None
         if QMediaDevices.audioOutputs():
             self._audio = QAudioOutput(self)
@@ -189,13 +214,13 @@ class PreviewPlayer(QWidget):
         self._in_flight = False
         self._pending = None
         if document is None:
-            self._media.setSource(QUrl())
+            self._set_song(None)
             self._screen.setText("No edit to preview yet")
             return
         audio = document.track("audio")
         song = audio.items[0] if audio is not None and audio.items else None
         source = getattr(song, "source", None)
-        self._media.setSource(QUrl.fromLocalFile(source.paths[0]) if source else QUrl())
+        self._set_song(Path(source.paths[0]) if source else None)
         if not document.video_clips:
             self._screen.setText("No shots yet: plan the video to preview it")
             return
@@ -214,6 +239,51 @@ class PreviewPlayer(QWidget):
                 self._request(self._position)
 
         self._bridge.call(build, on_done=built, on_error=self._failed)
+
+    @property
+    def audio_device(self) -> QIODevice | None:
+        """The in-memory device the song plays from (a sealed song), else None."""
+        return self._media.sourceDevice()
+
+    def _set_song(self, path: Path | None) -> None:
+        """Play ``path`` (None: no sound): directly, or through :attr:`audio_opener`."""
+        self._media.setSource(QUrl())  # the player lets go of a previous in-memory song
+        if self._audio_buffer is not None:
+            self._audio_buffer.close()
+            self._audio_buffer.deleteLater()
+        self._audio_buffer = self._audio_bytes = None
+        if path is None:
+            return
+        if self.audio_opener is None:
+            self._media.setSource(QUrl.fromLocalFile(str(path)))
+            return
+        opener, generation = self.audio_opener, self._generation
+
+        def opened(source: Any) -> None:
+            if generation != self._generation:
+                return
+            if isinstance(source, Path | str):
+                self._media.setSource(QUrl.fromLocalFile(str(source)))
+            else:
+                self._play_from_memory(source.data, str(source.name))
+
+        def failed(err: BaseException) -> None:
+            # e.g. a locked encrypted project: frames still show, without sound
+            message = " ".join(str(err).split()) or type(err).__name__
+            log.info("the preview plays no sound for %s: %s", path.name, message)
+
+        self._bridge.call(lambda: opener(path), on_done=opened, on_error=failed)
+
+    def _play_from_memory(self, data: bytes, name: str) -> None:
+        """Give the player the song's bytes through a read-only QBuffer (kept alive)."""
+        self._audio_bytes = QByteArray(data)
+        buffer = QBuffer(self)
+        buffer.setData(self._audio_bytes)
+        buffer.open(QIODevice.OpenModeFlag.ReadOnly)
+        self._audio_buffer = buffer
+        # the URL only names the data (its extension helps the demuxer); nothing is read
+        # from it
+        self._media.setSourceDevice(buffer, QUrl(f"memory:{name}"))
 
     def seek(self, seconds: float) -> None:
         """Show the frame at ``seconds`` (and play on from there while playing)."""
@@ -270,7 +340,8 @@ class PreviewPlayer(QWidget):
         self._clock_origin = self._position
         self._clock.start()
         self._audio_leads.clear()
-        if self._audio is not None and not self._media.source().isEmpty():
+        has_song = not self._media.source().isEmpty() or self._media.sourceDevice() is not None
+        if self._audio is not None and has_song:
             self._media.setPosition(round(self._position * 1000))
             self._media.play()
 

@@ -212,16 +212,31 @@ class TimelineView(QAbstractScrollArea):
         self.model.load(document, waveform=waveform)
         self.fit()
 
-    def load_waveform(self, audio_path: Path | str, bridge: Any) -> None:
+    def load_waveform(
+        self, audio_path: Path | str, bridge: Any, *, opener: Any | None = None
+    ) -> None:
         """Draw the song's waveform: a PCM WAV is read here at once, any other file is
-        decoded by the engine through ``bridge`` (``bridge.call``) and drawn when done."""
+        decoded by the engine through ``bridge`` (``bridge.call``) and drawn when done.
+
+        ``opener`` (``bridge.audio_source``) opens the song off the GUI thread first: an
+        encrypted project's sealed song (which is no WAV on disk) comes back as its clear
+        bytes and is decoded from memory, never written to disk.
+        """
         if Path(audio_path).suffix.lower() == ".wav":
             try:
                 self.model.set_waveform(read_wav_waveform(audio_path))
                 return
             except APEXDirectorError as err:
                 log.debug("%s; decoding it with the engine instead", err)
-        bridge.call(waveform_job(audio_path), on_done=self._waveform_ready)
+        if opener is None:
+            bridge.call(waveform_job(audio_path), on_done=self._waveform_ready)
+            return
+
+        def work() -> Waveform:
+            # waveform_job decodes with engine.api.decode_audio, which reads AudioBytes too
+            return waveform_job(opener(Path(audio_path)))()
+
+        bridge.call(work, on_done=self._waveform_ready)
 
     def _waveform_ready(self, waveform: Waveform) -> None:
         self.model.set_waveform(waveform)
