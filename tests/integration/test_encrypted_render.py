@@ -282,8 +282,11 @@ def test_the_gui_bridge_unlocks_then_analyses_and_renders(
     bridge.job_failed.connect(failed.append)
     bridge.job_finished.connect(finished.append)
     try:
-        with qtbot.waitSignal(bridge.project_opened, timeout=30000):
+        with qtbot.waitSignal(bridge.project_opened, timeout=30000) as opened:
             bridge.open_project(project_dir)
+        # opened locked and not analysed (the window asks for the passphrase first)
+        assert opened.args[0].encrypted and opened.args[0].locked
+        bridge.analyse()  # asked anyway, the analysis job fails typed
         qtbot.waitUntil(lambda: bool(failed), timeout=60000)
         assert failed[0].error_type == "ProjectLockedError" and "unlock" in failed[0].error
         with qtbot.waitSignal(bridge.analysis_ready, timeout=60000) as ready:
