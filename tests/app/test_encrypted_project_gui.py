@@ -7,6 +7,7 @@ no clear copy of the song is left on disk.  Cancelled, the project stays open an
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -101,8 +102,14 @@ def _field(window: MainWindow) -> QLineEdit:
 
 
 def test_dropped_encrypted_project_asks_unlocks_analyses_previews_and_renders(
-    fast_window: MainWindow, qtbot: QtBot, song_file: Path, tmp_path: Path, private_tmp: Path
+    fast_window: MainWindow,
+    qtbot: QtBot,
+    song_file: Path,
+    tmp_path: Path,
+    private_tmp: Path,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     window = fast_window
     bridge = window.bridge
     folder = encrypted_project(tmp_path / "projects", song_file)
@@ -173,6 +180,15 @@ def test_dropped_encrypted_project_asks_unlocks_analyses_previews_and_renders(
     qtbot.waitUntil(lambda: preview.audio_device is not None, timeout=30000)
     assert failed == []
     assert all(level != "error" for level, _ in window.message_bar.messages())
+
+    # the passphrases tried are neither remembered nor logged
+    window.save_layout()  # writes the window's QSettings file
+    settings_file = Path(window.settings.fileName())
+    assert settings_file.is_file()
+    for secret in (PASSPHRASE, "a wrong guess"):
+        assert secret not in settings_file.read_text(encoding="utf-8", errors="replace")
+        assert secret not in caplog.text
+    assert caplog.text  # the engine did log (at debug level): the check looked at it
 
     # no clear copy of the song anywhere in the project, the workspace or the temp folder
     assert files_holding(tmp_path, clear_slices(song_file)) == []
