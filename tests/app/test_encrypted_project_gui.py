@@ -23,6 +23,7 @@ from pytestqt.qtbot import QtBot
 from app.engine_bridge import EngineBridge
 from app.main_window import MainWindow
 from app.widgets.render_queue import group_of
+from app.widgets.timeline_view import TimelineView
 from engine.api import AssetManager
 from tests.app.shell_fixtures import drop_files, engine_config, gui_settings, song_file
 from tests.media import read_video_frames
@@ -234,8 +235,19 @@ def test_cancelled_unlock_leaves_the_project_open_and_locked(
     assert not bridge.project.locked and not bar.isVisible()
     assert window.timeline.model.waveform is not None
 
+    # a TimelineView given the bridge's opener draws the sealed song's waveform too (a
+    # sealed .wav is no WAV on disk: it is opened with the key and decoded in memory)
+    view = TimelineView()
+    qtbot.addWidget(view)
+    song = bridge.project.audio_path
+    assert song is not None and song.suffix == ".wav"
+    with qtbot.waitSignal(view.model.waveform_changed, timeout=30000):
+        view.load_waveform(song, bridge, opener=bridge.audio_source)
+    wave = view.model.waveform
+    assert wave is not None and float(np.abs(wave.maxima).max()) > 0.2
 
-def test_a_keyring_project_unlocks_by_itself(
+
+def test_a_keyring_project_unlocks_by_itself_or_says_why_it_cannot(
     fast_window: MainWindow, qtbot: QtBot, song_file: Path, tmp_path: Path
 ) -> None:
     keyring = pytest.importorskip("keyring", reason="the keyring package is not installed")
@@ -260,9 +272,22 @@ def test_a_keyring_project_unlocks_by_itself(
             del self.store[(service, username)]
 
     previous = keyring.get_keyring()
-    keyring.set_keyring(MemoryKeyring())
+    with_key = MemoryKeyring()
+    keyring.set_keyring(with_key)
     try:
         folder = encrypted_project(tmp_path / "projects", song_file, passphrase=None)
+        # a keyring without the project's key: locked, said why, no passphrase asked
+        keyring.set_keyring(MemoryKeyring())
+        with qtbot.waitSignal(fast_window.message_bar.message_shown, timeout=30000) as shown:
+            fast_window.open_project(folder)
+        level, text = shown.args
+        assert level == "error" and "OS keyring" in text and "stays locked" in text
+        info = fast_window.bridge.project
+        assert info is not None and info.locked and not info.needs_passphrase
+        assert not fast_window.unlock_bar.isVisible()
+        with qtbot.waitSignal(fast_window.bridge.project_closed, timeout=20000):
+            fast_window.close_action.trigger()
+        keyring.set_keyring(with_key)
         with qtbot.waitSignal(fast_window.timeline_shown, timeout=60000):
             fast_window.open_project(folder)
         info = fast_window.bridge.project
