@@ -408,7 +408,7 @@ def test_disk_full_on_store_is_typed_and_leaves_nothing_behind(
 def test_ranking_window_keeps_filters_and_relevance(
     manager: AssetManager, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from engine.assets import asset_manager as module
+    from engine.assets import search as module  # search_assets reads it there
 
     monkeypatch.setattr(module, "RANK_WINDOW", 3)
     paths = []
