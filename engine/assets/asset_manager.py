@@ -9,6 +9,13 @@ an unrecorded file, which the next store of the same bytes adopts.
 
 Search uses SQLite FTS5 over name, description, tags and prompt.
 
+This module holds the class, its construction, the projects, path checks and storing;
+the rest of its methods come from mixins named for what they do:
+:mod:`engine.assets.encryption` (encryption at rest, :func:`project_audio_source`),
+:mod:`engine.assets.search` (search, metadata, tags and the full-text index) and
+:mod:`engine.assets.maintenance` (duplicates, statistics, quota, clean-up).  Every name
+they took from this module is still importable from here.
+
 Examples
 --------
 >>> manager = AssetManager(tmp / "workspace")
