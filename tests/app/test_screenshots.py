@@ -116,3 +116,34 @@ def test_screenshots_of_the_window_and_panels_with_a_project(
     ):
         assert _not_blank(folder / name) > 10.0, name
     window.close()
+
+
+@pytest.mark.slow
+def test_screenshot_of_the_unlock_bar(
+    qtbot: QtBot, song_file: Path, tmp_path: Path, gui_settings: QSettings
+) -> None:
+    """An encrypted project dropped on the window, a wrong passphrase tried: the unlock
+    bar says so and waits for another try (docs/images/gui-unlock.png)."""
+    pytest.importorskip("cryptography")
+    from tests.app.test_encrypted_project_gui import encrypted_project
+
+    folder = ROOT / "docs" / "images" if os.environ.get("APEX_WRITE_SCREENSHOTS") else tmp_path
+    window = make_window(tmp_path, gui_settings)
+    qtbot.addWidget(window)
+    window.resize(1440, 900)
+    window.show()
+    qtbot.waitExposed(window)
+    project = encrypted_project(tmp_path / "projects", song_file)
+    with qtbot.waitSignal(window.bridge.project_opened, timeout=30000):
+        drop_files(window, [project])
+    bar = window.unlock_bar
+    qtbot.waitUntil(bar.isVisible, timeout=5000)
+    from PySide6.QtWidgets import QLineEdit
+
+    field = bar.findChild(QLineEdit, "passphrase")
+    qtbot.keyClicks(field, "a wrong guess")
+    qtbot.keyClick(field, Qt.Key.Key_Return)
+    qtbot.waitUntil(bar.problem.isVisible, timeout=30000)
+    path = _save(window, folder / "gui-unlock.png")
+    assert _not_blank(path) > 10.0
+    window.close()
