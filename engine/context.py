@@ -6,9 +6,13 @@ import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from engine.errors import CancelledError
 from engine.events import EventSink, JobEvent, JobProgress
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event as ProcessEvent
 
 __all__ = ["StageContext"]
 
@@ -26,15 +30,16 @@ class StageContext:
     job_id : str
     sink : EventSink
         Receives every event (progress bars, the GUI bridge, tests).
-    cancel_event : threading.Event
+    cancel_event : threading.Event or multiprocessing.Event
         Set it from any thread to cancel; stages call :meth:`check_cancelled`
-        between units of work.
+        between units of work.  In a stage process (engine/orchestrator/stage_process.py)
+        it is a multiprocessing ``Event`` the parent sets.
     logger : logging.Logger
     """
 
     job_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     sink: EventSink = _discard
-    cancel_event: threading.Event = field(default_factory=threading.Event)
+    cancel_event: threading.Event | ProcessEvent = field(default_factory=threading.Event)
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("engine"))
     stage: str = ""
 

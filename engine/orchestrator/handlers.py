@@ -21,6 +21,11 @@ The song of an ``analyse`` job or a render is read through
 an encrypted project, its clear bytes come from the asset manager that unlocked the
 project and are decoded from memory (never written to disk); a locked project fails the
 job with :class:`~engine.security.errors.ProjectLockedError` (docs/security.md).
+
+With the orchestrator's ``stage_isolation = "process"`` (the desktop app's setting) the
+render stages and the analysis run in a child process of the worker
+(:mod:`engine.orchestrator.stage_process`); the song's clear bytes go to it over a pipe,
+in memory.
 """
 
 from __future__ import annotations
@@ -132,12 +137,25 @@ def _render_stage(context: JobContext, stage: str | None) -> dict[str, Any]:
         logger=context.stage.logger,
         stage=order[mine],
     )
+    audio_source = None if isinstance(source, Path) else source
+    processes = context.orchestrator.stage_processes
+    if processes is not None:  # stage_isolation = "process": in this worker's child
+        return processes.run(
+            "engine.orchestrator.stage_process:render_stage",
+            {
+                "request": request,
+                "config": context.payload["config"],
+                "until": stage,
+                "audio_source": audio_source,
+            },
+            stage_context,
+        )
     result = render_video(
         request,
         config=context.payload["config"],
         context=stage_context,
         until=stage,
-        audio_source=None if isinstance(source, Path) else source,
+        audio_source=audio_source,
     )
     return _json_ready(result)
 
@@ -162,6 +180,19 @@ def _analyse(context: JobContext) -> dict[str, Any]:
     with context.making(target):
         if target.exists():
             return {"artifact": str(target), "reused": True}
+        processes = context.orchestrator.stage_processes
+        if processes is not None:  # stage_isolation = "process": in this worker's child
+            done = processes.run(
+                "engine.orchestrator.stage_process:analyse_audio",
+                {
+                    "audio": audio,
+                    "sensitivity": sensitivity,
+                    "cache_dir": context.project.cache_dir / "analysis",
+                    "target": target,
+                },
+                context.stage,
+            )
+            return {"artifact": str(target), "reused": False, "tempo": done["tempo"]}
         analyzer = AudioAnalyzer(
             sensitivity=sensitivity, cache_dir=context.project.cache_dir / "analysis"
         )

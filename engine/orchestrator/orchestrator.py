@@ -15,7 +15,8 @@ exists is not redone.
 
 Failures: :class:`~engine.errors.UserInputError` fails the job at once (running it again
 would fail the same way); transient ones (:class:`~engine.errors.BackendError`,
-:class:`~engine.errors.GenerationError`, ``OSError``, a locked database) are retried with
+:class:`~engine.errors.GenerationError`, ``OSError``, a locked database, a stage process
+that died: :class:`~engine.orchestrator.stage_process.StageProcessError`) are retried with
 exponential backoff and jitter.  A :class:`~engine.assets.errors.RateLimitError` is no
 failure: the job goes back to the queue, due after the time the error names, its
 attempt not counted (``rate_limits.deferred_jobs`` in the stats).  Every failed attempt counts in
@@ -93,6 +94,7 @@ from engine.orchestrator.job_queue import (
     RetryPolicy,
     worker_id,
 )
+from engine.orchestrator.stage_process import ISOLATION_MODES, StageProcessError, StageProcesses
 from engine.security.api_keys import LOCAL, Permission, Principal, requires
 from engine.storage import DatabaseLockedError, StorageError
 
@@ -123,6 +125,9 @@ DEFAULT_ORCHESTRATOR_CONFIG: dict[str, Any] = {
     "generation_requests_per_minute": 100,
     # How often the dispatcher looks for ready jobs and for cancels from elsewhere.
     "poll_interval_s": 0.05,
+    # Where render stages and analyses run: "thread" (a worker thread of this process)
+    # or "process" (a child process per worker: the GUI's setting, see stage_process.py).
+    "stage_isolation": "thread",
 }
 
 # Errors worth another attempt: the backend, the disk or the database may be fine later.
@@ -132,6 +137,7 @@ _TRANSIENT: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
     DatabaseLockedError,
+    StageProcessError,
 )
 
 Handler = Callable[["JobContext"], "dict[str, Any] | None"]
@@ -289,6 +295,10 @@ class APEXOrchestrator:
         self._artifact_locks: dict[str, threading.Lock] = {}
         self._running: dict[str, _Running] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # the child processes of stage_isolation = "process" (None: stages run in threads)
+        self.stage_processes: StageProcesses | None = (
+            StageProcesses() if self.config["stage_isolation"] == "process" else None
+        )
         self._gpu_pool: ThreadPoolExecutor | None = None
         self._cpu_pool: ThreadPoolExecutor | None = None
         self._dispatcher: asyncio.Task[None] | None = None
@@ -321,6 +331,10 @@ class APEXOrchestrator:
             raise ParameterError("generation_requests_per_minute", limit, "a number > 0 or None")
         if float(merged["poll_interval_s"]) <= 0:
             raise ParameterError("poll_interval_s", merged["poll_interval_s"], "a number > 0")
+        if merged["stage_isolation"] not in ISOLATION_MODES:
+            raise ParameterError(
+                "stage_isolation", merged["stage_isolation"], " or ".join(ISOLATION_MODES)
+            )
         return merged
 
     # -- extension points -------------------------------------------------------------
@@ -430,6 +444,8 @@ class APEXOrchestrator:
             if pool is not None:
                 pool.shutdown(wait=not self._tasks)
         self._gpu_pool = self._cpu_pool = None
+        if self.stage_processes is not None:
+            await asyncio.to_thread(self.stage_processes.close)
 
     async def close(self) -> None:
         """Stop, and close the project when this orchestrator opened it."""
