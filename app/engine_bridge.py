@@ -116,6 +116,9 @@ class EngineBridge(QObject):
         The folder where new projects are made (one sub-folder each).
     config : dict, optional
         The engine configuration; default: the defaults of :class:`~engine.api.ConfigManager`.
+        Its ``orchestrator.stage_isolation`` defaults to ``"process"`` here: renders and
+        analyses run in a child process, so they never stall the GUI thread and a crashed
+        render does not take the app down (engine/orchestrator/stage_process.py).
     parent : QObject, optional
         Qt parent.
 
@@ -170,6 +173,10 @@ class EngineBridge(QObject):
         self.config: dict[str, Any] = (
             dict(config) if config is not None else api.ConfigManager().config
         )
+        # the GUI runs the heavy stages in a child process (unless the config says otherwise)
+        orchestrator = dict(self.config.get("orchestrator") or {})
+        orchestrator.setdefault("stage_isolation", "process")
+        self.config["orchestrator"] = orchestrator
         self._engine: api.EngineThread | None = None
         self._director: Any = None
         self._orchestrator: Any = None
