@@ -168,8 +168,12 @@ def measure_stalls(
     preset: str,
     sample: bool = False,
     threshold_ms: float = 20.0,
+    isolation: str = "process",
 ) -> dict[str, Any]:
     """Longest event-loop stalls while a project is analysed and rendered.
+
+    ``isolation`` is the orchestrator's ``stage_isolation``: ``"process"`` (the app's
+    setting: render stages in a child process) or ``"thread"`` (in this process).
 
     With ``sample`` a thread records what the other threads run during each stall over
     ``threshold_ms`` (see :class:`_StallSampler`); it costs the GUI some GIL time itself.
@@ -188,7 +192,9 @@ def measure_stalls(
         os.environ["XDG_CACHE_HOME"] = str(root / "cache")
         song = _song(root / "song.wav", seconds)
         settings = QSettings(str(root / "gui.ini"), QSettings.Format.IniFormat)
-        bridge = EngineBridge(root / "projects", config=ConfigManager().config)
+        config = ConfigManager().config
+        config["orchestrator"] = {"stage_isolation": isolation}
+        bridge = EngineBridge(root / "projects", config=config)
         window = MainWindow(
             bridge, settings=settings, config_path=root / "config.toml", probe_device=False
         )
@@ -246,6 +252,7 @@ def measure_stalls(
     out = {
         "song_seconds": round(seconds, 1),
         "preset": preset,
+        "stage_isolation": isolation,
         "render_state": state,
         "analyse_and_plan_s": round(analysed, 2),
         "render_s": round(rendered, 2),
@@ -303,6 +310,13 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="run this many CPU-spinning processes (other programs) for the whole run",
     )
+    parser.add_argument(
+        "--isolation",
+        choices=("thread", "process"),
+        default="process",
+        help="where the render stages run: a child process (the app's default) or a "
+        "thread of the GUI's process",
+    )
     args = parser.parse_args(argv)
     spinners = [
         subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy)
@@ -325,6 +339,7 @@ def _run(args: argparse.Namespace) -> int:
             args.preset,
             args.sample_stalls,
             args.stall_threshold_ms,
+            args.isolation,
         ),
         "repaint": measure_repaint(args.clips),
         "cpu_count": os.cpu_count(),

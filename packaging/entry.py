@@ -10,6 +10,10 @@ from pathlib import Path
 
 
 def _run() -> int:
+    import multiprocessing
+
+    # a frozen executable started as the GUI's stage process (spawn) runs that child here
+    multiprocessing.freeze_support()
     name = Path(sys.executable if getattr(sys, "frozen", False) else sys.argv[0]).name
     if name.startswith("apex-director-gui"):
         from app.main import main as gui_main
