@@ -210,6 +210,18 @@ def _error_payload(err: BaseException) -> dict[str, Any]:
     return payload
 
 
+def _exit_with_parent(interval_s: float = 1.0) -> None:
+    """End this child when its parent is gone (killed mid-job: no orphan keeps rendering)."""
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="apex-stage-parent-watch", daemon=True).start()
+
+
 def _child_main(
     connection: multiprocessing.connection.Connection,
     cancel: ProcessEvent,
@@ -224,6 +236,7 @@ def _child_main(
         with send_lock:
             connection.send(message)
 
+    _exit_with_parent()
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)

@@ -11,6 +11,7 @@ arrives as its own type; an encrypted project's sealed song renders in process m
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import signal
@@ -200,7 +201,10 @@ def test_cancel_mid_render_stops_the_child(song: Path, tmp_path: Path) -> None:
     assert not any(p.name.endswith(".tmp") for p in req.output_path.parent.iterdir())
 
 
-def test_a_killed_child_fails_the_attempt_and_the_retry_renders(song: Path, tmp_path: Path) -> None:
+def test_a_killed_child_fails_the_attempt_and_the_retry_renders(
+    song: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="engine")
     chain = Chain(tmp_path, config("process", retry_base_delay_s=0.1, retry_jitter=0.0))
     req = request(song, tmp_path, "killed")
     killed: list[int] = []
@@ -223,6 +227,11 @@ def test_a_killed_child_fails_the_attempt_and_the_retry_renders(song: Path, tmp_
     assert stats["errors"]["by_type"].get("StageProcessError", 0) >= 1
     assert stats["errors"]["recovered"] >= 1
     assert not errors  # the failed attempt's error went once its retry succeeded
+    said = [r.getMessage() for r in caplog.records if "retry in" in r.getMessage()]
+    assert any(
+        "StageProcessError: the render process stopped (SIGKILL, signal 9 — out of memory?)" in m
+        for m in said
+    ), said
     assert frames(req.output_path).shape[0] == final["result"]["report"]["output"]["frames"]
 
 
@@ -278,3 +287,89 @@ def test_sealed_song_renders_in_process_mode(
     assert report["output"]["frames"] == len(frames(req.output_path)) > 0
     remote = [r for r in caplog.records if "runs in the stage process" in r.getMessage()]
     assert remote and all(r.process != os.getpid() for r in remote)
+
+
+def test_an_analyse_job_runs_in_the_child(
+    song: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from engine.orchestrator.engine_thread import EngineThread
+
+    caplog.set_level(logging.DEBUG, logger="engine")
+    progress: list[JobEvent] = []
+    with EngineThread() as engine:
+        orchestrator = APEXOrchestrator(tmp_path / "project", config=config("process"))
+        orchestrator.subscribe(lambda e: progress.append(e) if isinstance(e, JobProgress) else None)
+        try:
+            engine.call(orchestrator.start())
+            job = engine.call(
+                orchestrator.submit_job({"kind": "analyse", "payload": {"audio_path": str(song)}})
+            )
+            status = engine.call(orchestrator.wait_for(job, timeout_s=60), timeout_s=90)
+        finally:
+            engine.call(orchestrator.stop(timeout_s=30), timeout_s=60)
+            orchestrator.project.close()
+    assert status["state"] == "succeeded"
+    result = status["result"]
+    assert 140 < result["tempo"] < 160
+    written = json.loads(Path(result["artifact"]).read_text())
+    assert written["tempo"] == pytest.approx(result["tempo"], abs=0.01)
+    assert progress and all(e.job_id == job for e in progress)
+    remote = [r for r in caplog.records if "runs in the stage process" in r.getMessage()]
+    assert remote and all(r.process != os.getpid() for r in remote)
+
+
+def _gone(pid: int) -> bool:
+    """Whether ``pid`` has exited (a zombie nobody reaped counts as gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+    return "\nState:\tZ" in status
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc")
+def test_the_child_ends_when_its_parent_is_killed_mid_render(song: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    req = request(song, tmp_path, "orphan")
+    script = f"""
+import os, sys, time
+from pathlib import Path
+from engine.context import StageContext
+from engine.events import JobProgress
+from engine.orchestrator.render_pipeline import RenderRequest
+from engine.orchestrator.stage_process import StageProcesses
+
+processes = StageProcesses()
+said = []
+
+def sink(event):
+    if isinstance(event, JobProgress) and event.stage == "generate" and not said:
+        said.append(1)
+        print(processes.pids()[0], flush=True)
+        time.sleep(60)  # killed here, mid-render
+
+request = RenderRequest(audio_path=Path({str(song)!r}), output_path=Path({str(req.output_path)!r}),
+                        preset="draft", cache_dir=Path({str(req.cache_dir)!r}))
+processes.run({RENDER!r}, {{"request": request, "config": {config("process")!r}, "until": None}},
+              StageContext(sink=sink, stage="generate"))
+"""
+    parent = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        child = int(parent.stdout.readline())  # type: ignore[union-attr]
+        assert not _gone(child)
+        parent.kill()
+        parent.wait()
+        deadline = time.monotonic() + 5.0
+        while not _gone(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _gone(child)
+        assert not req.output_path.exists()
+    finally:
+        parent.kill()
