@@ -91,7 +91,7 @@ class StageProcessError(APEXDirectorError):
             except ValueError:
                 name = f"signal {number}"
             cause = f"signal {number}" if name.startswith("signal") else f"{name}, signal {number}"
-            if number == signal.SIGKILL:
+            if number == getattr(signal, "SIGKILL", 9):  # (Windows has no SIGKILL)
                 cause += " — out of memory?"
         elif exitcode is None:
             cause = "its pipe closed"
