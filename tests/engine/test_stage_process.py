@@ -359,6 +359,8 @@ processes.run({RENDER!r}, {{"request": request, "config": {config("process")!r},
         [sys.executable, "-c", script],
         cwd=Path(__file__).parents[2],
         stdout=subprocess.PIPE,
+        # the killed parent's resource tracker warns about its semaphores: not ours to show
+        stderr=subprocess.DEVNULL,
         text=True,
     )
     try:
