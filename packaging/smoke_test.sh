@@ -8,7 +8,8 @@
 #    backend to an MP4; the file is checked to be a valid MP4 (ftyp box; the render's JSON
 #    report, which the engine fills by probing the written file, says H.264 640x360 with
 #    frames and AAC audio; the bundle's own `apex-director qa` decodes it and passes it);
-# 3. apex-director-gui --smoke-test opens the main window offscreen and exits 0.
+# 3. apex-director-gui --smoke-test DEMO opens the main window offscreen, analyses the demo song
+#    in a stage process (the frozen executable spawned again as a child) and exits 0.
 # Runs from a temporary folder with HOME pointed there, so no user config or cache is used
 # and the bundle cannot lean on the source tree for resources/.
 set -euo pipefail
@@ -67,7 +68,10 @@ PY
 tail -n 3 qa.txt
 
 echo "== apex-director-gui --smoke-test (offscreen)"
-timeout 120 "$GUI" --smoke-test > gui.txt 2>&1 || { cat gui.txt; fail "the GUI smoke test exited non-zero"; }
+timeout 180 "$GUI" --smoke-test "$DEMO" > gui.txt 2>&1 || { cat gui.txt; fail "the GUI smoke test exited non-zero"; }
 grep -q "main window shown=True" gui.txt || { cat gui.txt; fail "the GUI did not report its window"; }
+# the song was analysed in a stage process: the frozen executable started again as a child
+grep -q "started a stage process" gui.txt || { cat gui.txt; fail "the GUI started no stage process"; }
+grep -q "smoke test: analysed demo_song.mp3" gui.txt || { cat gui.txt; fail "the GUI did not analyse the demo song"; }
 
 echo "SMOKE OK: $BUNDLE"

@@ -89,9 +89,11 @@ def test_missing_resources_is_a_typed_error(
 
 
 def test_gui_smoke_test_flag_opens_the_window_and_exits_0(tmp_path: Path) -> None:
+    """``--smoke-test SONG``: the window shows, and the song is analysed in a stage process."""
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", HOME=str(tmp_path))
+    song = ROOT / "resources" / "demo" / "demo_song.mp3"
     proc = subprocess.run(
-        [sys.executable, "-m", "app.main", "--smoke-test"],
+        [sys.executable, "-m", "app.main", "--smoke-test", str(song)],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -101,6 +103,8 @@ def test_gui_smoke_test_flag_opens_the_window_and_exits_0(tmp_path: Path) -> Non
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "main window shown=True" in proc.stderr
+    assert "started a stage process" in proc.stderr
+    assert "smoke test: analysed demo_song.mp3" in proc.stderr
 
 
 def test_desktop_entry_is_well_formed() -> None:
