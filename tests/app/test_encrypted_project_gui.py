@@ -26,6 +26,7 @@ from app.widgets.render_queue import group_of
 from app.widgets.timeline_view import TimelineView
 from engine.api import AssetManager
 from tests.app.shell_fixtures import drop_files, engine_config, gui_settings, song_file
+from tests.keyrings import keyring_module, memory_keyring, using_keyring
 from tests.media import read_video_frames
 
 pytest.importorskip("cryptography")
@@ -250,34 +251,12 @@ def test_cancelled_unlock_leaves_the_project_open_and_locked(
 def test_a_keyring_project_unlocks_by_itself_or_says_why_it_cannot(
     fast_window: MainWindow, qtbot: QtBot, song_file: Path, tmp_path: Path
 ) -> None:
-    keyring = pytest.importorskip("keyring", reason="the keyring package is not installed")
-    from keyring.backend import KeyringBackend
-
-    class MemoryKeyring(KeyringBackend):
-        """A real keyring backend that keeps its passwords in a dict."""
-
-        priority = 1  # type: ignore[assignment]
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.store: dict[tuple[str, str], str] = {}
-
-        def get_password(self, service: str, username: str) -> str | None:
-            return self.store.get((service, username))
-
-        def set_password(self, service: str, username: str, password: str) -> None:
-            self.store[(service, username)] = password
-
-        def delete_password(self, service: str, username: str) -> None:
-            del self.store[(service, username)]
-
-    previous = keyring.get_keyring()
-    with_key = MemoryKeyring()
-    keyring.set_keyring(with_key)
-    try:
+    keyring = keyring_module()
+    with_key = memory_keyring()
+    with using_keyring(with_key):
         folder = encrypted_project(tmp_path / "projects", song_file, passphrase=None)
         # a keyring without the project's key: locked, said why, no passphrase asked
-        keyring.set_keyring(MemoryKeyring())
+        keyring.set_keyring(memory_keyring())
         with qtbot.waitSignal(fast_window.message_bar.message_shown, timeout=30000) as shown:
             fast_window.open_project(folder)
         level, text = shown.args
@@ -295,5 +274,3 @@ def test_a_keyring_project_unlocks_by_itself_or_says_why_it_cannot(
         assert not info.needs_passphrase
         assert not fast_window.unlock_bar.isVisible()
         assert not fast_window.unlock_action.isEnabled()
-    finally:
-        keyring.set_keyring(previous)

@@ -17,6 +17,8 @@ import pytest
 from engine.assets.asset_manager import AssetManager
 from engine.security.crypto import FIELD_PREFIX, MAGIC, SEALED_METADATA_KEY, ProjectCipher
 from engine.security.errors import DecryptionError
+from tests.keyrings import memory_keyring as new_memory_keyring
+from tests.keyrings import using_keyring
 
 SECRET_PROMPT = "a lighthouse keeper named Oskarsson at dawn"
 SECRET_DESCRIPTION = "storyboard frame for the unreleased single"
@@ -229,36 +231,8 @@ def test_interrupted_sealing_loses_nothing_and_resumes(
 
 @pytest.fixture
 def memory_keyring() -> Iterator[Any]:
-    keyring = pytest.importorskip(
-        "keyring", reason="the keyring package is not installed (pip install keyring)"
-    )
-    from keyring.backend import KeyringBackend
-
-    class MemoryKeyring(KeyringBackend):
-        """A real keyring backend that keeps its passwords in a dict."""
-
-        priority = 1  # type: ignore[assignment]
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.store: dict[tuple[str, str], str] = {}
-
-        def get_password(self, service: str, username: str) -> str | None:
-            return self.store.get((service, username))
-
-        def set_password(self, service: str, username: str, password: str) -> None:
-            self.store[(service, username)] = password
-
-        def delete_password(self, service: str, username: str) -> None:
-            del self.store[(service, username)]
-
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    try:
+    with using_keyring(new_memory_keyring()) as backend:
         yield backend
-    finally:
-        keyring.set_keyring(previous)
 
 
 def test_keyring_key_round_trip_and_missing_or_wrong_key(

@@ -25,6 +25,7 @@ from engine.audio.decode import decode_audio
 from engine.cli import main
 from engine.security.crypto import MAGIC
 from engine.security.errors import DecryptionError, ProjectLockedError
+from tests.keyrings import memory_keyring, using_keyring
 
 if TYPE_CHECKING:
     from pytestqt.qtbot import QtBot
@@ -394,34 +395,13 @@ def test_a_keyring_project_unlocks_by_itself_for_render(
 ) -> None:
     """``project encrypt`` with no passphrase keeps the key in the OS keyring (a real
     in-memory backend here); ``render --project`` then needs none and opens the song."""
-    keyring = pytest.importorskip("keyring", reason="the keyring package is not installed")
-    from keyring.backend import KeyringBackend
-
     from engine.api import ConfigManager, project_audio_source
     from engine.audio.decode import AudioBytes
     from engine.cli_commands.project import PASSPHRASE_ENV
     from engine.orchestrator.render_jobs import _open_encrypted, needs_passphrase
 
-    class MemoryKeyring(KeyringBackend):
-        priority = 1  # type: ignore[assignment]
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.store: dict[tuple[str, str], str] = {}
-
-        def get_password(self, service: str, username: str) -> str | None:
-            return self.store.get((service, username))
-
-        def set_password(self, service: str, username: str, password: str) -> None:
-            self.store[(service, username)] = password
-
-        def delete_password(self, service: str, username: str) -> None:
-            del self.store[(service, username)]
-
     monkeypatch.delenv(PASSPHRASE_ENV, raising=False)
-    previous = keyring.get_keyring()
-    keyring.set_keyring(MemoryKeyring())
-    try:
+    with using_keyring(memory_keyring()):
         project = tmp_path / "project"
         assert main(["project", "new", str(project)]) == 0
         with AssetManager(project) as assets:
@@ -435,5 +415,3 @@ def test_a_keyring_project_unlocks_by_itself_for_render(
         finally:
             assets.close()
         assert isinstance(source, AudioBytes) and source.data == tiny_song.read_bytes()
-    finally:
-        keyring.set_keyring(previous)
