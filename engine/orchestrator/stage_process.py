@@ -97,7 +97,9 @@ class StageProcessError(APEXDirectorError):
             cause = "its pipe closed"
         else:
             cause = f"exit code {exitcode}"
-        super().__init__(f"the {what} process stopped ({cause}); it will be retried")
+        super().__init__(
+            f"the {what} process stopped ({cause}); the job is retried while it has attempts left"
+        )
 
 
 # -- functions run in the child ---------------------------------------------------------

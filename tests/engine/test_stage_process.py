@@ -238,7 +238,8 @@ def test_a_killed_child_fails_the_attempt_and_the_retry_renders(
 def test_stage_process_error_says_what_happened() -> None:
     message = str(StageProcessError(-9))
     assert message == (
-        "the render process stopped (SIGKILL, signal 9 — out of memory?); it will be retried"
+        "the render process stopped (SIGKILL, signal 9 — out of memory?); "
+        "the job is retried while it has attempts left"
     )
     assert "exit code 3" in str(StageProcessError(3))
 
