@@ -469,9 +469,14 @@ class MainWindow(QMainWindow):
             f"queue: {queue.get('running', 0)} running, {queue.get('queued', 0)} waiting, "
             f"{queue.get('failed', 0)} failed"
         )
-        memory = stats.get("performance", {}).get("memory", {}).get("current_mb")
-        if memory:
-            self.memory_label.setText(f"memory: {memory:.0f} MB")
+        memory = stats.get("performance", {}).get("memory", {})
+        if memory.get("current_mb"):
+            # the app and its stage processes (where renders and analyses run)
+            self.memory_label.setText(f"memory: {memory['current_mb']:.0f} MB")
+            self.memory_label.setToolTip(
+                f"this window {memory.get('process_mb', 0):.0f} MB + render processes "
+                f"{memory.get('stage_processes_mb', 0):.0f} MB"
+            )
 
     def _device_found(self, device: dict[str, Any]) -> None:
         kind = str(device.get("device", "unavailable"))

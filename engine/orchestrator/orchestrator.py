@@ -217,18 +217,18 @@ class _Running:
     stopping: bool = False
 
 
-def _rss_mb() -> float:
-    """This process's resident memory now, in MiB."""
+def _rss_mb(pid: int | None = None) -> float:
+    """The resident memory of this process (or of ``pid``) now, in MiB; 0 when unknown."""
     try:
-        with open("/proc/self/statm", encoding="ascii") as handle:
+        with open(f"/proc/{pid or 'self'}/statm", encoding="ascii") as handle:
             pages = int(handle.read().split()[1])
         return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
     except (OSError, ValueError, IndexError):
         try:
             import psutil
 
-            return float(psutil.Process().memory_info().rss) / 2**20
-        except Exception:  # pragma: no cover - neither /proc nor psutil
+            return float(psutil.Process(pid).memory_info().rss) / 2**20
+        except Exception:  # neither /proc nor psutil, or the process has just ended
             return 0.0
 
 
@@ -733,8 +733,15 @@ class APEXOrchestrator:
                 "max_ms": 1000 * max(latencies) if latencies else 0.0,
                 "average_run_ms": 1000 * sum(runs) / len(runs) if runs else 0.0,
             },
-            "memory": {"current_mb": _rss_mb()},
+            "memory": self._memory(),
         }
+
+    def _memory(self) -> dict[str, float]:
+        """Resident memory now: this process, its stage processes, and both together."""
+        own = _rss_mb()
+        pids = self.stage_processes.pids() if self.stage_processes is not None else []
+        children = sum(_rss_mb(pid) for pid in pids)
+        return {"current_mb": own + children, "process_mb": own, "stage_processes_mb": children}
 
     # -- the workers ----------------------------------------------------------------
 

@@ -56,6 +56,10 @@ def test_song_dropped_to_sections_on_the_timeline_to_a_draft_render_to_a_saved_e
     assert queue.rows[key].qc[0] is True
     # the status bar follows the queue
     qtbot.waitUntil(lambda: "0 running" in window.queue_label.text(), timeout=10000)
+    # ... and the memory of the window and of the render processes the render ran in
+    qtbot.waitUntil(lambda: "render processes" in window.memory_label.toolTip(), timeout=10000)
+    children = float(window.memory_label.toolTip().split("render processes ")[1].split()[0])
+    assert children > 20  # an interpreter with the engine loaded
     assert all(level != "error" for level, _ in window.message_bar.messages())
 
     # an edit (S splits the shot under the playhead) is saved in the project and comes back

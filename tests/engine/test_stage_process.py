@@ -306,10 +306,16 @@ def test_an_analyse_job_runs_in_the_child(
                 orchestrator.submit_job({"kind": "analyse", "payload": {"audio_path": str(song)}})
             )
             status = engine.call(orchestrator.wait_for(job, timeout_s=60), timeout_s=90)
+            # the memory the app reports counts its stage process too
+            memory = orchestrator.get_performance_metrics()["memory"]
         finally:
             engine.call(orchestrator.stop(timeout_s=30), timeout_s=60)
             orchestrator.project.close()
     assert status["state"] == "succeeded"
+    assert memory["stage_processes_mb"] > 20  # an interpreter with numpy and PyAV loaded
+    assert memory["current_mb"] == pytest.approx(
+        memory["process_mb"] + memory["stage_processes_mb"]
+    )
     result = status["result"]
     assert 140 < result["tempo"] < 160
     written = json.loads(Path(result["artifact"]).read_text())
