@@ -30,7 +30,6 @@ import concurrent.futures
 import contextlib
 import hashlib
 import inspect
-import json
 import logging
 import time
 from collections.abc import Callable, Coroutine
@@ -48,7 +47,6 @@ log = logging.getLogger(__name__)
 
 EDIT_FILE = "edit.timeline.json"  # the user's timeline edit, in the project folder
 AUDIO_EXTENSIONS = frozenset({".wav", ".mp3", ".flac", ".ogg", ".m4a", ".aac", ".aif", ".aiff"})
-ENCRYPTION_FILE = "encryption.json"  # an encrypted project's KDF settings (docs/security.md)
 
 OnDone = Callable[[Any], None]
 OnError = Callable[[BaseException], None]
@@ -81,19 +79,6 @@ class ProjectInfo:
     """Encrypted and no key given in this session: its song cannot be read yet."""
     needs_passphrase: bool = False
     """Encrypted with a passphrase (not a key kept in the OS keyring)."""
-
-
-def _key_kind(folder: Path) -> str | None:
-    """How the project in ``folder`` is keyed: ``"keyring"``, the KDF name of a
-    passphrase (``"scrypt"``), or None when it is not encrypted."""
-    path = folder / ENCRYPTION_FILE
-    if not path.is_file():
-        return None
-    try:
-        kdf = json.loads(path.read_text(encoding="utf-8")).get("kdf", {})
-    except (OSError, ValueError, AttributeError):
-        return "unknown"  # unlocking says what is wrong with it
-    return str(kdf.get("name", "unknown")) if isinstance(kdf, dict) else "unknown"
 
 
 class _Request:
@@ -338,7 +323,7 @@ class EngineBridge(QObject):
         project = self._orchestrator.project
         settings = dict(project.settings)
         audio = settings.get("audio_path")
-        kind = _key_kind(Path(project.path))
+        kind = api.project_key_kind(Path(project.path))
         return ProjectInfo(
             id=project.id,
             name=project.name,
@@ -403,7 +388,7 @@ class EngineBridge(QObject):
                 f"{folder} holds no APEX Director project (no project.apex.json); "
                 "drop a song to start a new one"
             )
-        if _key_kind(folder) == "keyring":
+        if api.project_key_kind(folder) == "keyring":
             # a key kept in the OS keyring unlocks the project by itself; without it the
             # project opens locked and the window says why
             try:

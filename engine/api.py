@@ -188,6 +188,7 @@ __all__ = [
     "plan_shots",
     "prepare_render",
     "project_audio_source",
+    "project_key_kind",
     "render_video",
     "save_timeline",
     "scan_models",
@@ -217,6 +218,8 @@ _LAZY = {
     "prepare_render": "engine.orchestrator.render_jobs",
     # a project's song for decoding: its path, or its bytes when sealed (encrypted project)
     "project_audio_source": "engine.assets.asset_manager",
+    # how an encrypted project is keyed (keyring or passphrase), None when it is not
+    "project_key_kind": "engine.security.crypto",
 }
 if TYPE_CHECKING:
     from engine.assembly.frame_server import FrameServer
@@ -229,6 +232,7 @@ if TYPE_CHECKING:
     from engine.orchestrator.orchestrator import APEXOrchestrator
     from engine.orchestrator.render_jobs import prepare_render
     from engine.security.api_keys import InvalidApiKeyError, Permission, PermissionDeniedError
+    from engine.security.crypto import project_key_kind
 
 
 def __getattr__(name: str) -> object:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from engine.atomic_files import atomic_write_bytes, atomic_write_text
-from engine.audio.decode import AudioSource, source_digest
+from engine.audio.decode import AudioSource, file_digest, source_digest
 from engine.audio.types import AudioAnalysis, AudioSection, BeatMarker, SpectralFeatures
 
 __all__ = ["AnalysisCache", "file_digest"]
@@ -22,15 +22,6 @@ __all__ = ["AnalysisCache", "file_digest"]
 log = logging.getLogger(__name__)
 
 _CURVES = ("rms", "onset", "low", "mid", "high", "centroid")
-
-
-def file_digest(path: Path, *, chunk: int = 1 << 20) -> str:
-    """SHA-256 of a file's bytes, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _from_dict(data: dict[str, Any], curves: SpectralFeatures | None) -> AudioAnalysis:

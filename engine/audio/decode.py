@@ -35,6 +35,7 @@ __all__ = [
     "check_audio_path",
     "check_audio_source",
     "decode_audio",
+    "file_digest",
     "iter_audio_frames",
     "probe_audio",
     "source_digest",
@@ -102,19 +103,22 @@ AudioSource: TypeAlias = Path | str | AudioBytes
 """A song: a file's path, or its bytes in memory (:class:`AudioBytes`)."""
 
 
-def source_digest(source: AudioSource, *, chunk: int = 1 << 20) -> str:
+def file_digest(path: Path | str, *, chunk: int = 1 << 20) -> str:
+    """SHA-256 (hex) of a file's bytes, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def source_digest(source: AudioSource) -> str:
     """SHA-256 (hex) of the song's bytes: the file's content, or ``AudioBytes.digest``.
 
     The same song gives the same digest whether it is read from a clear file or held
     in memory, so caches keyed by it are shared.
     """
-    if isinstance(source, AudioBytes):
-        return source.digest
-    digest = hashlib.sha256()
-    with open(source, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
+    return source.digest if isinstance(source, AudioBytes) else file_digest(source)
 
 
 def _where(source: Path | AudioBytes) -> Path:

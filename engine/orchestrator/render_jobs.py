@@ -221,13 +221,9 @@ def _remove_stale_temp_files(request: RenderRequest, *, older_than: float) -> in
 
 def needs_passphrase(project_dir: Path | str) -> bool:
     """Whether the project is encrypted with a passphrase (not an OS keyring key)."""
-    from engine.security.crypto import ENCRYPTION_FILE
+    from engine.security.crypto import project_key_kind
 
-    path = Path(project_dir) / ENCRYPTION_FILE
-    if not path.is_file():
-        return False
-    settings = json.loads(path.read_text(encoding="utf-8"))
-    return bool(settings.get("kdf", {}).get("name") != "keyring")
+    return project_key_kind(project_dir) not in (None, "keyring")
 
 
 def _open_encrypted(project_dir: Path, config: dict[str, Any], passphrase: str | None) -> Any:

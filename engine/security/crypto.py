@@ -200,6 +200,20 @@ def is_encrypted(project_dir: Path | str) -> bool:
     return (Path(project_dir) / ENCRYPTION_FILE).is_file()
 
 
+def project_key_kind(project_dir: Path | str) -> str | None:
+    """How the project in ``project_dir`` is keyed: ``"keyring"``, the KDF name of a
+    passphrase (``"scrypt"``), ``"unknown"`` for an unreadable ``encryption.json``
+    (unlocking says what is wrong with it), or None when it is not encrypted."""
+    path = Path(project_dir) / ENCRYPTION_FILE
+    if not path.is_file():
+        return None
+    try:
+        kdf = json.loads(path.read_text(encoding="utf-8")).get("kdf", {})
+    except (OSError, ValueError, AttributeError):
+        return "unknown"
+    return str(kdf.get("name", "unknown")) if isinstance(kdf, dict) else "unknown"
+
+
 def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
