@@ -37,7 +37,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.assets.errors import RateLimitError
-from engine.atomic_files import atomic_write_text
 from engine.errors import (
     BackendError,
     GenerationError,
@@ -100,10 +99,6 @@ def _create(name: str, options: dict[str, Any]) -> ImageBackend:
     return create_first_available([name], **options)
 
 
-def _write_json(path: Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
-
-
 def _json_ready(data: Any) -> Any:
     return json.loads(json.dumps(data, default=str))
 
@@ -116,7 +111,6 @@ def _render_stage(context: JobContext, stage: str | None) -> dict[str, Any]:
     from engine.context import StageContext
     from engine.events import JobEvent, JobProgress
     from engine.orchestrator.render_jobs import request_from_payload
-    from engine.orchestrator.render_pipeline import render_video
 
     request = request_from_payload(context.payload["render"])
     source = project_audio_source(context.project, request.audio_path)
@@ -137,27 +131,27 @@ def _render_stage(context: JobContext, stage: str | None) -> dict[str, Any]:
         logger=context.stage.logger,
         stage=order[mine],
     )
-    audio_source = None if isinstance(source, Path) else source
+    kwargs = {
+        "request": request,
+        "config": context.payload["config"],
+        "until": stage,
+        "audio_source": None if isinstance(source, Path) else source,
+    }
+    return _run_stage_function(context, "render_stage", kwargs, stage_context)
+
+
+def _run_stage_function(
+    context: JobContext, name: str, kwargs: dict[str, Any], stage_context: Any
+) -> Any:
+    """Call the function ``name`` of :mod:`engine.orchestrator.stage_process` here, or in
+    this worker's child process when ``stage_isolation`` is ``"process"``: the same code
+    either way."""
     processes = context.orchestrator.stage_processes
-    if processes is not None:  # stage_isolation = "process": in this worker's child
-        return processes.run(
-            "engine.orchestrator.stage_process:render_stage",
-            {
-                "request": request,
-                "config": context.payload["config"],
-                "until": stage,
-                "audio_source": audio_source,
-            },
-            stage_context,
-        )
-    result = render_video(
-        request,
-        config=context.payload["config"],
-        context=stage_context,
-        until=stage,
-        audio_source=audio_source,
-    )
-    return _json_ready(result)
+    if processes is not None:
+        return processes.run(f"engine.orchestrator.stage_process:{name}", kwargs, stage_context)
+    from engine.orchestrator import stage_process
+
+    return getattr(stage_process, name)(stage_context=stage_context, **kwargs)
 
 
 # -- the handlers ---------------------------------------------------------------------
@@ -168,7 +162,6 @@ def _analyse(context: JobContext) -> dict[str, Any]:
     if "render" in context.payload:
         return _render_stage(context, "analyse")
     from engine.assets.asset_manager import project_audio_source
-    from engine.audio.analyzer import AudioAnalyzer
     from engine.audio.decode import check_audio_path, check_audio_source, source_digest
 
     path = check_audio_path(Path(str(context.payload.get("audio_path", ""))))
@@ -180,25 +173,14 @@ def _analyse(context: JobContext) -> dict[str, Any]:
     with context.making(target):
         if target.exists():
             return {"artifact": str(target), "reused": True}
-        processes = context.orchestrator.stage_processes
-        if processes is not None:  # stage_isolation = "process": in this worker's child
-            done = processes.run(
-                "engine.orchestrator.stage_process:analyse_audio",
-                {
-                    "audio": audio,
-                    "sensitivity": sensitivity,
-                    "cache_dir": context.project.cache_dir / "analysis",
-                    "target": target,
-                },
-                context.stage,
-            )
-            return {"artifact": str(target), "reused": False, "tempo": done["tempo"]}
-        analyzer = AudioAnalyzer(
-            sensitivity=sensitivity, cache_dir=context.project.cache_dir / "analysis"
-        )
-        analysis = analyzer.analyze(audio, progress=context.stage.progress)
-        _write_json(target, analysis.to_dict())
-    return {"artifact": str(target), "reused": False, "tempo": analysis.tempo}
+        kwargs = {
+            "audio": audio,
+            "sensitivity": sensitivity,
+            "cache_dir": context.project.cache_dir / "analysis",
+            "target": target,
+        }
+        done = _run_stage_function(context, "analyse_audio", kwargs, context.stage)
+    return {"artifact": str(target), "reused": False, "tempo": done["tempo"]}
 
 
 def _plan(context: JobContext) -> dict[str, Any]:

@@ -113,7 +113,8 @@ def render_stage(
     until: str | None,
     audio_source: Any = None,
 ) -> dict[str, Any]:
-    """One stage of :func:`~engine.orchestrator.render_pipeline.render_video` (in the child).
+    """One stage of :func:`~engine.orchestrator.render_pipeline.render_video` (in the child
+    process, or in the worker thread itself in thread mode).
 
     Returns the render's result made JSON-ready (what the job stores).
     """
@@ -121,12 +122,13 @@ def render_stage(
 
     from engine.orchestrator.render_pipeline import render_video
 
-    stage_context.logger.debug(
-        "stage %s of job %s runs in the stage process (pid %d)",
-        stage_context.stage,
-        stage_context.job_id,
-        os.getpid(),
-    )
+    if multiprocessing.parent_process() is not None:
+        stage_context.logger.debug(
+            "stage %s of job %s runs in the stage process (pid %d)",
+            stage_context.stage,
+            stage_context.job_id,
+            os.getpid(),
+        )
     result = render_video(
         request,
         config=config,
@@ -154,9 +156,12 @@ def analyse_audio(
     from engine.atomic_files import atomic_write_text
     from engine.audio.analyzer import AudioAnalyzer
 
-    stage_context.logger.debug(
-        "analysis of job %s runs in the stage process (pid %d)", stage_context.job_id, os.getpid()
-    )
+    if multiprocessing.parent_process() is not None:
+        stage_context.logger.debug(
+            "analysis of job %s runs in the stage process (pid %d)",
+            stage_context.job_id,
+            os.getpid(),
+        )
     analyzer = AudioAnalyzer(sensitivity=sensitivity, cache_dir=cache_dir)
     analysis = analyzer.analyze(audio, progress=stage_context.progress)
     text = json.dumps(analysis.to_dict(), indent=1, sort_keys=True, default=str) + "\n"
