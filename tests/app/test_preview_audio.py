@@ -1,3 +1,4 @@
+# ruff: noqa: F401, F811 - pytest fixtures imported from tests.app.panel_fixtures
 """The preview player's sound: it plays the song on a real (virtual) audio device, in sync.
 
 The ``audio_device`` fixture (``tests/app/conftest.py``) gives the process a PulseAudio
@@ -12,7 +13,6 @@ from __future__ import annotations
 import itertools
 import time
 import wave
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,7 @@ from tests.app.audio_device import (
     PulseDaemon,
     heard_song_times,
 )
+from tests.app.panel_fixtures import bridge
 from tests.app.timeline_media import song_document
 
 FRAME = 1 / 30  # the document's frame rate
@@ -120,13 +121,6 @@ def _song_time_at_start(recorder: MonitorRecorder, heard: list[Heard], after: fl
     began = recorder.sound_starts(after)
     first = min((h for h in heard if h.wall >= began), key=lambda h: h.wall)
     return first.song_seconds - (first.wall - began)
-
-
-@pytest.fixture
-def bridge(tmp_path: Path) -> Iterator[EngineBridge]:
-    engine = EngineBridge(workspace=tmp_path / "projects").start()
-    yield engine
-    engine.shutdown()
 
 
 @pytest.fixture
