@@ -86,8 +86,11 @@ def make_window(
     *,
     probe_device: bool = False,
     config_path: Path | None = None,
+    qa: bool = True,
 ) -> MainWindow:
-    bridge = EngineBridge(tmp_path / "projects", config=engine_config(busy_timeout_s=0.3))
+    config = engine_config(busy_timeout_s=0.3)
+    config["qa"]["enabled"] = qa
+    bridge = EngineBridge(tmp_path / "projects", config=config)
     return MainWindow(
         bridge,
         settings=settings,
@@ -99,6 +102,17 @@ def make_window(
 @pytest.fixture
 def window(tmp_path: Path, gui_settings: QSettings, qtbot: QtBot) -> Iterator[MainWindow]:
     window = make_window(tmp_path, gui_settings)
+    qtbot.addWidget(window)
+    window.show()
+    qtbot.waitExposed(window)
+    yield window
+    window.close()
+
+
+@pytest.fixture
+def fast_window(tmp_path: Path, gui_settings: QSettings, qtbot: QtBot) -> Iterator[MainWindow]:
+    """A window whose renders skip the delivery QC (for tests about something else)."""
+    window = make_window(tmp_path, gui_settings, qa=False)
     qtbot.addWidget(window)
     window.show()
     qtbot.waitExposed(window)

@@ -25,7 +25,13 @@ from app.main_window import MainWindow
 from app.widgets.render_queue import group_of
 from app.widgets.timeline_view import TimelineView
 from engine.api import AssetManager
-from tests.app.shell_fixtures import drop_files, engine_config, gui_settings, song_file
+from tests.app.shell_fixtures import (
+    drop_files,
+    engine_config,
+    fast_window,
+    gui_settings,
+    song_file,
+)
 from tests.keyrings import keyring_module, memory_keyring, using_keyring
 from tests.media import read_video_frames
 
@@ -76,25 +82,6 @@ def private_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(tempfile, "tempdir", str(folder))
     monkeypatch.setenv("TMPDIR", str(folder))
     return folder
-
-
-@pytest.fixture
-def fast_window(tmp_path: Path, gui_settings: QSettings, qtbot: QtBot) -> Iterator[MainWindow]:
-    """A window whose renders skip the delivery QC (not what these tests are about)."""
-    config = engine_config(busy_timeout_s=0.3)
-    config["qa"]["enabled"] = False
-    bridge = EngineBridge(tmp_path / "projects", config=config)
-    window = MainWindow(
-        bridge,
-        settings=gui_settings,
-        config_path=tmp_path / "config" / "config.toml",
-        probe_device=False,
-    )
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    yield window
-    window.close()
 
 
 def _field(window: MainWindow) -> QLineEdit:

@@ -14,24 +14,14 @@ from pytestqt.qtbot import QtBot
 from app.engine_bridge import EngineBridge
 from app.main_window import MainWindow
 from app.widgets.render_queue import group_of
-from tests.app.shell_fixtures import drop_files, engine_config, gui_settings, song_file
+from tests.app.shell_fixtures import (
+    drop_files,
+    engine_config,
+    fast_window,
+    gui_settings,
+    song_file,
+)
 from tests.engine.test_render_edited_timeline import detect_cuts, small_frames
-
-
-@pytest.fixture
-def fast_window(tmp_path: Path, gui_settings: QSettings, qtbot: QtBot) -> Iterator[MainWindow]:
-    """A window whose renders skip the delivery QC (not what this test is about)."""
-    config = engine_config(busy_timeout_s=0.3)
-    config["qa"]["enabled"] = False
-    bridge = EngineBridge(tmp_path / "projects", config=config)
-    window = MainWindow(
-        bridge, settings=gui_settings, config_path=tmp_path / "config" / "config.toml"
-    )
-    qtbot.addWidget(window)
-    window.show()
-    qtbot.waitExposed(window)
-    yield window
-    window.close()
 
 
 def _render(window: MainWindow, qtbot: QtBot) -> Path:
